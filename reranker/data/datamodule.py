@@ -1,0 +1,123 @@
+"""LightningDataModule for triplet files: group sampling for training, candidate groups for validation."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+
+from reranker.data.collate import PairEncoder, TrainCollator, ValidationCollator
+from reranker.data.sampling import (
+    GroupSampler,
+    TrainGroups,
+    ValidationGroups,
+    build_corpus,
+    check_corpus_fills_groups,
+)
+from reranker.data.triplets import read_triplets
+from reranker.errors import InputError
+from reranker.modeling import resolve_model_path
+
+
+class TripletDataModule(L.LightningDataModule):
+    """Training groups of ``group_size`` pairs per query and validation groups of all candidates per query.
+
+    Args:
+        train_files: a JSONL file, a list of files, or a folder of ``*.jsonl`` files.
+        tokenizer_name_or_path: a Hugging Face folder or hub name (usually the model's).
+        group_size: pairs per training query (one positive, ``group_size - 1`` negatives).
+        val_files: validation triplets (candidates = ``pos + neg``); None holds out ``val_fraction``
+            of the training queries instead.
+        val_fraction: share of training queries held out when ``val_files`` is None.
+        min_val_candidates: validation queries with fewer candidates are topped up with random
+            corpus passages (fixed once), so that ranking them is not trivial.
+        batch_size: training queries per step (each brings ``group_size`` pairs).
+        val_batch_size: validation queries per step.
+        max_length: tokens per (query, passage) pair; longer pairs are truncated.
+        num_workers: DataLoader worker processes that tokenise batches.
+        seed: seed of the held-out split and of group sampling.
+        cache_dir: where ``datasets`` keeps its Arrow cache (its default when None).
+    """
+
+    def __init__(
+        self,
+        train_files: str | list[str],
+        tokenizer_name_or_path: str,
+        group_size: int = 8,
+        val_files: str | list[str] | None = None,
+        val_fraction: float = 0.1,
+        min_val_candidates: int = 10,
+        batch_size: int = 8,
+        val_batch_size: int = 8,
+        max_length: int = 512,
+        num_workers: int = 2,
+        seed: int = 42,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(group_size, int) or group_size < 2:
+            raise InputError(f"data.group_size must be an integer >= 2, got {group_size!r}")
+        if val_files is None and not 0.0 < val_fraction < 1.0:
+            raise InputError(
+                f"data.val_fraction must be between 0 and 1 when no val_files are given, got {val_fraction}"
+            )
+        self.train_files = train_files
+        self.val_files = val_files
+        self.tokenizer_name_or_path = tokenizer_name_or_path
+        self.group_size = group_size
+        self.val_fraction = val_fraction
+        self.min_val_candidates = min_val_candidates
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.max_length = max_length
+        self.num_workers = num_workers
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.train_groups: TrainGroups | None = None
+        self.val_groups: ValidationGroups | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_groups is not None:
+            return
+        train = read_triplets(self.train_files, cache_dir=self.cache_dir)
+        if self.val_files is None:
+            split = train.train_test_split(test_size=self.val_fraction, seed=self.seed)
+            train, val = split["train"], split["test"]
+        else:
+            val = read_triplets(self.val_files, cache_dir=self.cache_dir)
+        corpus = build_corpus(train)
+        check_corpus_fills_groups(train, corpus, self.group_size, name=str(self.train_files))
+        self.train_groups = TrainGroups(train, corpus, self.group_size)
+        self.val_groups = ValidationGroups(val, corpus, self.min_val_candidates, seed=self.seed)
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(self.tokenizer_name_or_path), use_fast=True
+        )
+        self.encoder = PairEncoder(tokenizer, self.max_length)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, dataset, sampler, batch_size: int, collate_fn) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=collate_fn,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size = self._rank()
+        sampler = GroupSampler(
+            len(self.train_groups), self.seed, shuffle=True, rank=rank, world_size=world_size
+        )
+        return self._loader(self.train_groups, sampler, self.batch_size, TrainCollator(self.encoder))
+
+    def val_dataloader(self) -> DataLoader:
+        rank, world_size = self._rank()
+        sampler = GroupSampler(
+            len(self.val_groups), shuffle=False, rank=rank, world_size=world_size, with_seed=False
+        )
+        return self._loader(self.val_groups, sampler, self.val_batch_size, ValidationCollator(self.encoder))

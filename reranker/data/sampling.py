@@ -1,0 +1,168 @@
+"""Groups for training and validation, and the sampler that orders and shards them.
+
+A training group is one query with one positive sampled from ``pos`` and ``group_size - 1`` negatives:
+first from the query's own ``neg``, then random passages from the corpus (every ``pos`` and ``neg`` text
+of the training files). A passage equal to one of the query's positives is never a negative, and no
+passage is drawn twice for a group while the pool allows.
+
+Randomness comes from a per-item seed chosen by :class:`GroupSampler` from (seed, epoch, index), so a
+group is the same whichever worker builds it, and different on every epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import datasets
+from torch.utils.data import Dataset, Sampler
+
+from reranker.errors import InputError
+
+
+def build_corpus(records: datasets.Dataset) -> list[str]:
+    """Unique ``pos`` and ``neg`` passages of the records, in first-seen order."""
+    seen: dict[str, None] = {}
+    for pos, neg in zip(records["pos"], records["neg"], strict=True):
+        seen.update(dict.fromkeys(pos))
+        seen.update(dict.fromkeys(neg))
+    return list(seen)
+
+
+def check_corpus_fills_groups(
+    records: datasets.Dataset, corpus: list[str], group_size: int, name: str
+) -> None:
+    """Every query must have at least ``group_size - 1`` corpus passages that are not its positives."""
+    for number, pos in enumerate(records["pos"], start=1):
+        available = len(corpus) - len(set(pos))
+        if available < group_size - 1:
+            raise InputError(
+                f"{name}: record {number}: the corpus has {available} passages that are not this query's "
+                f"positives, too few to fill a group of {group_size}; add negatives or lower data.group_size"
+            )
+
+
+def draw_negatives(
+    rng: random.Random, own: Sequence[str], corpus: Sequence[str], positives: set[str], count: int
+) -> list[str]:
+    """``count`` distinct negatives: the query's own first (a random subset), then random corpus passages."""
+    own_unique = [text for text in dict.fromkeys(own) if text not in positives]
+    chosen = rng.sample(own_unique, min(count, len(own_unique)))
+    taken = set(chosen)
+    # Rejection sampling is fast while most of the corpus is eligible; a full scan covers the rest.
+    attempts = 0
+    while len(chosen) < count and attempts < 8 * count + 32:
+        text = corpus[rng.randrange(len(corpus))]
+        attempts += 1
+        if text not in positives and text not in taken:
+            chosen.append(text)
+            taken.add(text)
+    if len(chosen) < count:
+        eligible = [text for text in corpus if text not in positives and text not in taken]
+        chosen.extend(rng.sample(eligible, min(count - len(chosen), len(eligible))))
+    if len(chosen) < count:
+        # The pool is exhausted (checked at setup not to happen); repeat rather than shrink the group.
+        chosen.extend(rng.choices(chosen or list(corpus), k=count - len(chosen)))
+    return chosen
+
+
+class TrainGroups(Dataset):
+    """Training groups: item ``(index, seed)`` → ``(query, [positive, negative, ...])`` of ``group_size``."""
+
+    def __init__(self, records: datasets.Dataset, corpus: list[str], group_size: int) -> None:
+        self.records = records
+        self.corpus = corpus
+        self.group_size = group_size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[str, list[str]]:
+        index, seed = item
+        record = self.records[index]
+        rng = random.Random(seed)
+        positive = rng.choice(record["pos"])
+        negatives = draw_negatives(rng, record["neg"], self.corpus, set(record["pos"]), self.group_size - 1)
+        return record["query"], [positive, *negatives]
+
+
+class ValidationGroups(Dataset):
+    """Validation groups: item → ``(query, candidates, relevance)`` with candidates ``pos + neg``.
+
+    A query with fewer than ``min_candidates`` candidates is topped up with random corpus passages,
+    chosen once with a fixed seed so every validation pass sees the same candidates.
+    """
+
+    def __init__(
+        self, records: datasets.Dataset, corpus: list[str], min_candidates: int = 0, seed: int = 0
+    ) -> None:
+        self.items: list[tuple[str, list[str], list[bool]]] = []
+        for index, record in enumerate(records):
+            positives = list(dict.fromkeys(record["pos"]))
+            negatives = [text for text in dict.fromkeys(record["neg"]) if text not in set(positives)]
+            missing = min_candidates - len(positives) - len(negatives)
+            if missing > 0:
+                rng = random.Random(f"validation-{seed}-{index}")
+                negatives += draw_negatives(rng, [], corpus, set(positives) | set(negatives), missing)
+            candidates = positives + negatives
+            self.items.append(
+                (record["query"], candidates, [True] * len(positives) + [False] * len(negatives))
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, list[str], list[bool]]:
+        return self.items[index]
+
+
+class GroupSampler(Sampler):
+    """Orders item indices, shards them across ranks, and gives each item a seed for its group.
+
+    Training (``shuffle=True``): a new permutation every epoch (call :meth:`set_epoch`, as Lightning
+    does), cut to an equal share per rank with no item on two ranks; the few items past the last whole
+    share are left out of that epoch. Validation (``shuffle=False``): rank ``r`` takes items
+    ``r, r + W, ...`` with no padding, so metrics reduced over ranks count each query once.
+
+    Yields ``(index, seed)`` for :class:`TrainGroups`, or plain indices when ``with_seed`` is False.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        with_seed: bool = True,
+    ) -> None:
+        self.num_items = num_items
+        self.seed = seed
+        self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.with_seed = with_seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        indices = list(range(self.num_items))
+        if not self.shuffle:
+            return indices[self.rank :: self.world_size]
+        random.Random(f"order-{self.seed}-{self.epoch}").shuffle(indices)
+        share = self.num_items // self.world_size
+        return indices[self.rank * share : (self.rank + 1) * share]
+
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        for index in self._indices():
+            if self.with_seed:
+                yield index, random.Random(f"group-{self.seed}-{self.epoch}-{index}").getrandbits(63)
+            else:
+                yield index
+
+    def __len__(self) -> int:
+        if not self.shuffle:
+            return len(range(self.rank, self.num_items, self.world_size))
+        return self.num_items // self.world_size

@@ -1,0 +1,106 @@
+"""Ranking metrics over dense score matrices: MRR@k and hit@k (has-right-in-contexts at k).
+
+Each query is one row of a ``[Q, C]`` score matrix. The rank of a query is the rank of its best-scored
+relevant candidate, counted pessimistically: every non-relevant candidate whose score is greater than
+*or equal to* that positive's score is placed before it. A constant scorer therefore earns no credit
+from ties. A query without any relevant candidate (a first-stage retrieval miss) has reciprocal rank 0
+and no hit, and it is counted in the denominator.
+
+Scores are raw logits of any sign; nothing treats a score <= 0 as special.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+
+def first_relevant_rank(
+    scores: torch.Tensor, relevance: torch.Tensor, candidate_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """1-based pessimistic rank of each query's best relevant candidate; 0 where a query has none.
+
+    Args:
+        scores: ``[Q, C]`` float scores, higher is better.
+        relevance: ``[Q, C]`` bool, True for relevant candidates (several per query allowed).
+        candidate_mask: ``[Q, C]`` bool, False for padding in ragged groups; padding is ignored.
+
+    Returns:
+        ``[Q]`` long tensor of ranks (0 = no relevant candidate).
+    """
+    if scores.ndim != 2 or scores.shape != relevance.shape:
+        raise ValueError(
+            f"scores and relevance must both be [Q, C]; got {tuple(scores.shape)} and {tuple(relevance.shape)}"
+        )
+    valid = torch.ones_like(relevance, dtype=torch.bool) if candidate_mask is None else candidate_mask.bool()
+    if valid.shape != scores.shape:
+        raise ValueError(f"candidate_mask must be [Q, C] like scores; got {tuple(valid.shape)}")
+    relevant = relevance.bool() & valid  # [Q, C]
+    scores = scores.float()
+    best_positive = scores.masked_fill(~relevant, float("-inf")).amax(dim=1, keepdim=True)  # [Q, 1]
+    ahead = valid & ~relevant & (scores >= best_positive)  # [Q, C] non-relevant at or above the best positive
+    rank = 1 + ahead.sum(dim=1)  # [Q]
+    has_positive = relevant.any(dim=1)  # [Q]
+    return torch.where(has_positive, rank, torch.zeros_like(rank))
+
+
+class _RankMetric(Metric):
+    """Mean over queries of a per-query value computed from the first relevant rank."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, k: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        self.k = k
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update(
+        self, scores: torch.Tensor, relevance: torch.Tensor, candidate_mask: torch.Tensor | None = None
+    ) -> None:
+        """Add a batch of queries: ``scores``, ``relevance`` and optional ``candidate_mask``, each ``[Q, C]``."""
+        rank = first_relevant_rank(scores, relevance, candidate_mask)
+        self.total += self._per_query(rank).to(torch.float64).sum()
+        self.count += rank.numel()
+
+    def compute(self) -> torch.Tensor:
+        if self.count == 0:
+            return torch.tensor(0.0, dtype=torch.float64, device=self.total.device)
+        return self.total / self.count
+
+
+class MRR(_RankMetric):
+    """Mean reciprocal rank at k: 1/rank if the first relevant candidate is within the top k, else 0.
+
+    Ties are pessimistic and queries with no relevant candidate count as 0 (see the module docstring).
+    """
+
+    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
+        within = (rank >= 1) & (rank <= self.k)
+        return torch.where(
+            within, 1.0 / rank.clamp(min=1).double(), torch.zeros_like(rank, dtype=torch.float64)
+        )
+
+
+class HitRate(_RankMetric):
+    """Hit rate at k (has-right-in-contexts): 1 if a relevant candidate is within the top k, else 0.
+
+    Ties are pessimistic and queries with no relevant candidate count as 0 (see the module docstring).
+    """
+
+    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
+        return ((rank >= 1) & (rank <= self.k)).double()
+
+
+def ranking_metrics(mrr_k: int = 10, hit_ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, _RankMetric]:
+    """The standard set, keyed as they are logged: ``mrr@10``, ``hit@1``, ``hit@3``, ``hit@5``."""
+    metrics: dict[str, _RankMetric] = {f"mrr@{mrr_k}": MRR(mrr_k)}
+    metrics.update({f"hit@{k}": HitRate(k) for k in hit_ks})
+    return metrics

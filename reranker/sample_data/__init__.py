@@ -1,0 +1,1 @@
+"""Korean sample triplets shipped with the package for the offline demo."""

@@ -1,0 +1,146 @@
+"""Fixtures: tiny random-init BERT (WordPiece) and XLM-R-style (Unigram, no token_type_ids) models, and data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
+)
+
+TOPICS = {
+    "서울": ["서울은 대한민국의 수도이다", "서울에는 한강이 흐른다", "서울의 인구는 약 천만 명이다"],
+    "부산": ["부산은 항구 도시이다", "부산에는 해운대 해수욕장이 있다", "부산 국제 영화제가 열린다"],
+    "김치": ["김치는 배추로 만든다", "김치는 발효 음식이다", "김장은 겨울에 한다"],
+    "축구": ["축구는 열한 명이 한 팀이다", "월드컵은 사 년마다 열린다", "골키퍼는 손을 쓸 수 있다"],
+    "태양": ["태양은 항성이다", "지구는 태양 주위를 돈다", "태양의 빛은 팔 분 걸린다"],
+    "바다": ["동해는 깊은 바다이다", "서해에는 갯벌이 넓다", "남해에는 섬이 많다"],
+}
+
+
+def make_records() -> list[dict]:
+    """Each sentence is a positive for a question about its topic; one same-topic negative."""
+    records = []
+    for topic, sentences in TOPICS.items():
+        for index, sentence in enumerate(sentences):
+            records.append(
+                {
+                    "query": f"{topic}에 대한 질문 {sentence.split()[1]} 무엇인가",
+                    "pos": [sentence],
+                    "neg": [sentences[(index + 1) % len(sentences)]],
+                }
+            )
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _texts() -> list[str]:
+    texts = []
+    for record in make_records():
+        texts += [record["query"], *record["pos"], *record["neg"]]
+    return texts
+
+
+def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(
+        _texts(), trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials)
+    )
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    tokenizer.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
+
+
+def _unigram_tokenizer() -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tokenizer.train_from_iterator(
+        _texts(), trainers.UnigramTrainer(vocab_size=200, special_tokens=specials, unk_token="<unk>")
+    )
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    )
+    tokenizer.decoder = decoders.Metaspace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_input_names=["input_ids", "attention_mask"],
+        model_max_length=128,
+    )
+
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A 2-layer random BERT with a WordPiece tokenizer (uses token_type_ids)."""
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = _wordpiece_tokenizer()
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **SMALL)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory) -> str:
+    """A 2-layer random XLM-R-style model with a Unigram tokenizer (no token_type_ids)."""
+    path = tmp_path_factory.mktemp("tiny-xlmr")
+    tokenizer = _unigram_tokenizer()
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
+        **SMALL,
+    )
+    XLMRobertaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def triplet_files(tmp_path) -> tuple[str, str]:
+    """Train and validation triplet files on disjoint queries."""
+    records = make_records()
+    train = write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])
+    val = write_jsonl(tmp_path / "val.jsonl", records[3::4])
+    return str(train), str(val)

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from reranker.metrics import MRR, HitRate, first_relevant_rank, ranking_metrics
+
+
+def t(rows):
+    return torch.tensor(rows)
+
+
+def test_rank_of_first_relevant_with_negative_logits():
+    scores = t([[-3.0, -1.0, -2.0], [-0.5, -7.0, -9.0]])
+    relevance = t([[True, False, False], [False, False, True]])
+    assert first_relevant_rank(scores, relevance).tolist() == [3, 3]
+    mrr = MRR(10)
+    mrr.update(scores, relevance)
+    assert mrr.compute().item() == pytest.approx(1 / 3)
+
+
+def test_several_positives_take_the_best_one():
+    scores = t([[0.1, 0.9, 0.5, 0.7]])
+    relevance = t([[True, False, False, True]])  # best positive 0.7 has one negative (0.9) above it
+    assert first_relevant_rank(scores, relevance).tolist() == [2]
+
+
+def test_ties_count_against_the_positive():
+    scores = t([[1.0, 1.0, 1.0, 0.0]])
+    relevance = t([[True, False, False, False]])
+    assert first_relevant_rank(scores, relevance).tolist() == [3]
+    constant = torch.zeros(2, 5)
+    relevant_first = torch.zeros(2, 5, dtype=torch.bool)
+    relevant_first[:, 0] = True
+    hit = HitRate(1)
+    hit.update(constant, relevant_first)
+    assert hit.compute().item() == 0.0
+
+
+def test_query_without_positive_counts_as_zero():
+    scores = t([[3.0, 2.0], [1.0, 2.0]])
+    relevance = t([[True, False], [False, False]])
+    mrr, hit = MRR(10), HitRate(1)
+    mrr.update(scores, relevance)
+    hit.update(scores, relevance)
+    assert mrr.compute().item() == pytest.approx(0.5)  # (1 + 0) / 2
+    assert hit.compute().item() == pytest.approx(0.5)
+
+
+def test_ragged_groups_ignore_padding():
+    # The second query has 2 candidates; its padded cells hold higher scores that must be ignored.
+    scores = t([[0.2, 0.9, 0.1], [0.5, 0.4, 99.0]])
+    relevance = t([[True, False, False], [True, False, True]])
+    mask = t([[True, True, True], [True, True, False]])
+    assert first_relevant_rank(scores, relevance, mask).tolist() == [2, 1]
+    mrr = MRR(10)
+    mrr.update(scores, relevance, mask)
+    assert mrr.compute().item() == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_cutoff_k():
+    scores = torch.arange(12, dtype=torch.float).flip(0).unsqueeze(0)  # candidate j has rank j + 1
+    for position, expected_mrr, expected_hit3 in [
+        (0, 1.0, 1.0),
+        (2, 1 / 3, 1.0),
+        (3, 1 / 4, 0.0),
+        (10, 0.0, 0.0),
+    ]:
+        relevance = torch.zeros(1, 12, dtype=torch.bool)
+        relevance[0, position] = True
+        mrr, hit3 = MRR(10), HitRate(3)
+        mrr.update(scores, relevance)
+        hit3.update(scores, relevance)
+        assert mrr.compute().item() == pytest.approx(expected_mrr)
+        assert hit3.compute().item() == expected_hit3
+
+
+def test_merged_states_equal_one_pass_as_ddp_would_reduce():
+    torch.manual_seed(0)
+    scores = torch.randn(10, 6)
+    relevance = torch.rand(10, 6) > 0.7
+    whole = ranking_metrics()
+    for metric in whole.values():
+        metric.update(scores, relevance)
+    first, second = ranking_metrics(), ranking_metrics()
+    for name in whole:
+        first[name].update(scores[:4], relevance[:4])
+        second[name].update(scores[4:], relevance[4:])
+        first[name].merge_state(second[name])  # sums the states, as dist_reduce_fx="sum" does across ranks
+        assert first[name].compute().item() == pytest.approx(whole[name].compute().item(), abs=1e-12)
+        assert int(first[name].count) == 10
+
+
+def test_hand_computed_batch():
+    scores = t([[0.3, 0.8, 0.1, 0.5], [2.0, 1.0, 0.0, -1.0], [-1.0, -2.0, -3.0, -0.5], [0.0, 0.0, 0.0, 0.0]])
+    relevance = t(
+        [
+            [True, False, False, False],
+            [True, False, False, False],
+            [False, False, True, False],
+            [True] + [False] * 3,
+        ]
+    )
+    # ranks: 3, 1, 4, 4 (tie) → MRR@10 = (1/3 + 1 + 1/4 + 1/4) / 4; hit@3 = 2/4
+    metrics = ranking_metrics(10, (1, 3))
+    for metric in metrics.values():
+        metric.update(scores, relevance)
+    assert metrics["mrr@10"].compute().item() == pytest.approx((1 / 3 + 1 + 0.25 + 0.25) / 4)
+    assert metrics["hit@1"].compute().item() == pytest.approx(0.25)
+    assert metrics["hit@3"].compute().item() == pytest.approx(0.5)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match=r"\[Q, C\]"):
+        first_relevant_rank(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_k_must_be_positive():
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        MRR(0)
