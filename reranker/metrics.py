@@ -67,8 +67,9 @@ class _RankMetric(Metric):
     ) -> None:
         """Add a batch of queries: ``scores``, ``relevance`` and optional ``candidate_mask``, each ``[Q, C]``."""
         rank = first_relevant_rank(scores, relevance, candidate_mask)
-        self.total += self._per_query(rank).to(torch.float64).sum()
-        self.count += rank.numel()
+        # Reassigned, not updated in place: states reset under inference mode must stay usable outside it.
+        self.total = self.total + self._per_query(rank).to(torch.float64).sum()
+        self.count = self.count + rank.numel()
 
     def compute(self) -> torch.Tensor:
         if self.count == 0:

@@ -80,12 +80,22 @@ def _write_report(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, 
     print(format_comparison(metrics))
 
 
+def _input_error(err: BaseException | None) -> InputError | None:
+    """The InputError behind an exception (Hydra wraps errors raised while instantiating configs)."""
+    while err is not None and not isinstance(err, InputError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:
+        cause = _input_error(err)
+        if cause is None:
+            raise
+        raise SystemExit(f"error: {cause}") from None
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
 
 

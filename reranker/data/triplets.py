@@ -48,7 +48,7 @@ def _is_string_list(value: object) -> bool:
 
 
 def parse_line(line: str, where: str) -> dict[str, object]:
-    """Check one JSONL line and return ``{"query", "pos", "neg"}``; ``where`` is ``file:line`` for errors."""
+    """Check one JSONL line and return ``{"query", "pos", "neg"}``; ``where`` names the file and line for errors."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
@@ -80,7 +80,7 @@ def iter_records(files: list[Path]) -> Iterator[dict[str, object]]:
                 if not line.strip():
                     continue
                 seen += 1
-                yield parse_line(line, f"{path}:{number}")
+                yield parse_line(line, f"{path}, line {number}")
         if seen == 0:
             raise InputError(f"{path}: file is empty (expected one JSON object per line)")
 

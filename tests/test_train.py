@@ -1,0 +1,143 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from reranker.config import register_resolvers
+from reranker.module import RerankerModule
+from reranker.train import train
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
+register_resolvers()
+
+
+def compose_config(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def tiny_run_overrides(model: str, train: str, val: str, output: Path) -> list[str]:
+    return [
+        f"model.model_name_or_path={model}",
+        f"data.train_files={train}",
+        f"data.val_files={val}",
+        f"paths.output_dir={output}",
+        "data.group_size=3",
+        "data.batch_size=2",  # 12 training queries → 6 steps an epoch, the last one partial
+        "data.max_length=64",
+        "data.num_workers=0",
+        "model.lr=1e-3",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "callbacks.progress_bar=null",
+    ]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment, tmp_path):
+    cfg = compose_config(
+        [f"experiment={experiment}", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
+    )
+    assert cfg.model._target_ == "reranker.module.RerankerModule"
+    assert cfg.model.group_size == cfg.data.group_size
+    assert cfg.data.tokenizer_name_or_path == cfg.model.model_name_or_path
+
+
+def test_bge_large_ko_has_the_published_settings(tmp_path):
+    cfg = compose_config(
+        ["experiment=bge_large_ko", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
+    )
+    assert cfg.model.model_name_or_path == "BAAI/bge-reranker-large"
+    assert (cfg.model.lr, cfg.model.weight_decay) == (5e-6, 0.01)
+    assert (cfg.data.group_size, cfg.data.batch_size, cfg.data.max_length) == (3, 1, 512)
+    assert (cfg.trainer.precision, cfg.trainer.max_epochs, cfg.trainer.accumulate_grad_batches) == (
+        "16-mixed",
+        3,
+        32,
+    )
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+def test_fit_validates_and_exports_a_loadable_model(model_fixture, request, triplet_files, tmp_path):
+    model_dir = request.getfixturevalue(model_fixture)
+    train_file, val_file = triplet_files
+    cfg = compose_config(tiny_run_overrides(model_dir, train_file, val_file, tmp_path))
+    metrics = train(cfg)
+
+    for key in ("zero_shot/mrr@10", "val/mrr@10", "val/hit@1", "val/hit@3", "val/hit@5"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    checkpoints = list((tmp_path / "checkpoints").glob("step*.ckpt"))
+    assert len(checkpoints) == 1 and (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+    export = tmp_path / "export"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in export.iterdir()}
+    exported = AutoModelForSequenceClassification.from_pretrained(export).eval()
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    module = RerankerModule.load_from_checkpoint(checkpoints[0], map_location="cpu").eval()
+    pairs = [
+        ("서울에 대한 질문", "서울은 대한민국의 수도이다"),
+        ("김치", "태양은 항성이다"),
+        ("부산", "부산은 항구 도시이다"),
+    ]
+    features = dict(
+        tokenizer([q for q, _ in pairs], [p for _, p in pairs], padding=True, return_tensors="pt")
+    )
+    with torch.no_grad():
+        assert torch.allclose(exported(**features).logits.view(-1), module(features), atol=1e-6)
+    # The exported weights are the trained ones, not the base model's.
+    base = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        assert not torch.allclose(base(**features).logits.view(-1), module(features))
+
+
+def run_cli(*overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, "-m", "reranker.train", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q2", "pos": "p"}\n')
+    result = run_cli(
+        f"model.model_name_or_path={tiny_bert}",
+        f"data.train_files={bad}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode != 0
+    assert f"error: {bad}, line 2: field 'pos' must be a non-empty list of strings" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "export").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.model_name_or_path=/no/such/model", "model path /no/such/model does not exist"),
+        ("data.group_size=1", "data.group_size must be an integer >= 2"),
+        ("data.train_files=/no/such/file.jsonl", "/no/such/file.jsonl: no such file or folder"),
+    ],
+)
+def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_files, tmp_path):
+    train_file, _ = triplet_files
+    result = run_cli(
+        f"model.model_name_or_path={tiny_bert}",
+        f"data.train_files={train_file}",
+        override,
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode != 0 and f"error: {message}" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
