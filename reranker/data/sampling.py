@@ -99,11 +99,12 @@ class ValidationGroups(Dataset):
         self.items: list[tuple[str, list[str], list[bool]]] = []
         for index, record in enumerate(records):
             positives = list(dict.fromkeys(record["pos"]))
-            negatives = [text for text in dict.fromkeys(record["neg"]) if text not in set(positives)]
+            positive_set = set(positives)
+            negatives = [text for text in dict.fromkeys(record["neg"]) if text not in positive_set]
             missing = min_candidates - len(positives) - len(negatives)
             if missing > 0:
                 rng = random.Random(f"validation-{seed}-{index}")
-                negatives += draw_negatives(rng, [], corpus, set(positives) | set(negatives), missing)
+                negatives += draw_negatives(rng, [], corpus, positive_set | set(negatives), missing)
             candidates = positives + negatives
             self.items.append(
                 (record["query"], candidates, [True] * len(positives) + [False] * len(negatives))
