@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from reranker.config import register_resolvers
 from reranker.errors import InputError
 from reranker.export import export_checkpoint
+from reranker.module import NonFiniteLossError
 from reranker.report import format_comparison
 
 register_resolvers()
@@ -36,6 +43,36 @@ def _as_floats(metrics: dict) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: a path, or ``last`` for the newest of ``output_dir``'s
+    ``checkpoints/last.ckpt`` and the ``hpc_ckpt_*.ckpt`` written on a Slurm requeue signal.
+
+    ``last`` with no checkpoint yet starts from scratch, so a job and its requeued run share one command.
+    """
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        candidates = [output_dir / "checkpoints" / "last.ckpt", *output_dir.glob("hpc_ckpt_*.ckpt")]
+        existing = [path for path in candidates if path.is_file()]
+        return str(max(existing, key=lambda path: path.stat().st_mtime_ns)) if existing else None
+    if not Path(ckpt_path).is_file():
+        raise InputError(f"ckpt_path {ckpt_path} does not exist (give a checkpoint file, or last)")
+    return str(ckpt_path)
+
+
+def _cluster_plugins() -> list:
+    """Under Slurm: on SIGUSR1 (sbatch --signal) save hpc_ckpt_N.ckpt and requeue the job with scontrol."""
+    if not SLURMEnvironment.detect():
+        return []
+    return [SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1)]
+
+
+def _log_config(loggers: list, cfg: DictConfig) -> None:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -47,14 +84,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = hydra.utils.instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_cluster_plugins()
+    )
+    _log_config(loggers, cfg)
 
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
         zero_shot = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
         metrics.update({f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(zero_shot).items()})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     # Without a validation during fit (max_steps reached mid-epoch) there is no best: use the last.
@@ -69,7 +111,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
         else:
             metrics_note = "no checkpoint to export"
         _write_report(output_dir, metrics, cfg, metrics_note)
+        _upload_export(loggers, cfg)
+    _finish_wandb(loggers)
     return metrics
+
+
+def _upload_export(loggers: list, cfg: DictConfig) -> None:
+    """With ``upload_export=true``, log the export folder to W&B as a model artifact."""
+    export_dir = Path(cfg.export_dir) if cfg.get("export_dir") else None
+    if not cfg.get("upload_export") or export_dir is None or not export_dir.is_dir():
+        return
+    import wandb
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            artifact = wandb.Artifact(f"{cfg.task_name}-export", type="model")
+            artifact.add_dir(str(export_dir))
+            logger.experiment.log_artifact(artifact)
+
+
+def _finish_wandb(loggers: list) -> None:
+    # Each run of a sweep needs its own W&B run; an unfinished one would be reused by the next.
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish()
 
 
 @rank_zero_only
@@ -91,6 +157,12 @@ def _input_error(err: BaseException | None) -> InputError | None:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
+    except NonFiniteLossError as err:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            # One diverged run must not end a sweep; NaN marks the trial failed for Optuna.
+            print(f"error: {err}", file=sys.stderr)
+            return float("nan")
+        raise SystemExit(f"error: {err}") from None
     except Exception as err:
         cause = _input_error(err)
         if cause is None:
