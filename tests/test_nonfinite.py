@@ -1,0 +1,67 @@
+"""Non-finite losses: skipped and counted; a run that keeps producing them stops and leaves no best or export."""
+
+import csv
+
+import pytest
+import torch
+from test_train import compose_config, tiny_run_overrides
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from reranker.losses import GroupCrossEntropy
+from reranker.module import NonFiniteLossError
+from reranker.train import train
+
+
+def overrides(model, triplet_files, output, *extra):
+    return tiny_run_overrides(model, *triplet_files, output) + ["trainer.val_check_interval=2", *extra]
+
+
+@pytest.fixture
+def nan_model(tiny_bert, tmp_path):
+    """The tiny BERT with every weight set to NaN: every loss is NaN."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    path = tmp_path / "nan-bert"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(path)
+    return str(path)
+
+
+def test_a_run_of_nan_losses_stops_with_advice_and_writes_no_checkpoint_or_export(
+    nan_model, triplet_files, tmp_path
+):
+    output = tmp_path / "run"
+    # Validation after step 2 falls inside the NaN streak: it must not save a best or last checkpoint.
+    cfg = compose_config(overrides(nan_model, triplet_files, output, "++model.max_nonfinite_in_a_row=3"))
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite on 3 steps in a row") as error:
+        train(cfg)
+    assert "bf16-mixed" in str(error.value)
+    assert not list(output.glob("checkpoints/*.ckpt"))
+    assert not (output / "export").exists() and not (output / "metrics.json").exists()
+
+
+def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
+    tiny_bert, triplet_files, tmp_path, monkeypatch
+):
+    real_forward = GroupCrossEntropy.forward
+    calls = {"count": 0}
+
+    def nan_on_calls_2_and_3(self, scores):
+        calls["count"] += 1
+        loss = real_forward(self, scores)
+        return loss * float("nan") if calls["count"] in (2, 3) else loss
+
+    monkeypatch.setattr(GroupCrossEntropy, "forward", nan_on_calls_2_and_3)
+    output = tmp_path / "run"
+    metrics = train(compose_config(overrides(tiny_bert, triplet_files, output)))
+
+    assert 0.0 <= metrics["val/mrr@10"] <= 1.0 and (output / "export" / "config.json").exists()
+    rows = list(csv.DictReader((output / "csv" / "metrics.csv").open()))
+    skipped = [float(row["train/skipped_nonfinite"]) for row in rows if row.get("train/skipped_nonfinite")]
+    assert skipped[0] == 0.0 and skipped[-1] == 2.0
+    checkpoint = torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    # The two skipped batches made no optimiser update: AdamW counted two steps fewer than the loop.
+    adam_steps = {int(state["step"]) for state in checkpoint["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {checkpoint["global_step"] - 2}
