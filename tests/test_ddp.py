@@ -4,7 +4,6 @@ import json
 
 import hydra
 import lightning as L
-import pytest
 from conftest import make_records, write_jsonl
 from test_train import compose_config, run_cli, tiny_run_overrides
 
