@@ -89,12 +89,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     _log_config(loggers, cfg)
 
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
-        zero_shot = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-        metrics.update({f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(zero_shot).items()})
+        metrics.update(_zero_shot(trainer, module, datamodule, output_dir, resuming=ckpt_path is not None))
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
@@ -136,6 +135,20 @@ def _finish_wandb(loggers: list) -> None:
         import wandb
 
         wandb.finish()
+
+
+def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resuming: bool) -> dict[str, float]:
+    """``zero_shot/*`` metrics of the base model. A resumed run reads those of its first start: under
+    Slurm, Lightning would validate the requeue checkpoint instead of the model it is given."""
+    saved = output_dir / "zero_shot.json"
+    if resuming and saved.is_file():
+        return json.loads(saved.read_text())
+    result = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    metrics = {f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(result).items()}
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
 
 
 @rank_zero_only

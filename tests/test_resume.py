@@ -4,7 +4,6 @@ import os
 
 import pytest
 import torch
-from conftest import make_records, write_jsonl
 from test_train import compose_config, tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path, train
@@ -24,16 +23,6 @@ def final_weights(output):
     ]
 
 
-@pytest.fixture(scope="module")
-def data_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume-data")
-    records = make_records()
-    return (
-        str(write_jsonl(folder / "train.jsonl", records[::2] + records[1::4])),
-        str(write_jsonl(folder / "val.jsonl", records[3::4])),
-    )
-
-
 @pytest.mark.parametrize(
     "val_check_interval, kill_after, resumed_from",
     [
@@ -43,18 +32,18 @@ def data_files(tmp_path_factory):
     ],
 )
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(
-    val_check_interval, kill_after, resumed_from, data_files, tiny_bert, tmp_path
+    val_check_interval, kill_after, resumed_from, triplet_files, tiny_bert, tmp_path
 ):
     validate = f"trainer.val_check_interval={val_check_interval}"
-    expected_metrics = run(tiny_bert, data_files, tmp_path / "uninterrupted", validate)
+    expected_metrics = run(tiny_bert, triplet_files, tmp_path / "uninterrupted", validate)
     expected_weights = final_weights(tmp_path / "uninterrupted")
 
     resumed = tmp_path / "resumed"
     with pytest.raises(Exception, match=f"interrupted after step {kill_after}"):
-        run(tiny_bert, data_files, resumed, validate, *INTERRUPT, f"+callbacks.kill.step={kill_after}")
+        run(tiny_bert, triplet_files, resumed, validate, *INTERRUPT, f"+callbacks.kill.step={kill_after}")
     assert not (resumed / "export").exists() and not (resumed / "metrics.json").exists()
 
-    metrics = run(tiny_bert, data_files, resumed, validate, "ckpt_path=last")
+    metrics = run(tiny_bert, triplet_files, resumed, validate, "ckpt_path=last")
     assert metrics == expected_metrics, resumed_from
     weights = final_weights(resumed)
     assert all(torch.equal(weights[name], expected_weights[name]) for name in expected_weights), resumed_from
