@@ -34,7 +34,8 @@ class RerankerModule(L.LightningModule):
         mrr_k: cut-off of the MRR metric.
         hit_ks: cut-offs of the hit-rate metrics.
         max_nonfinite_in_a_row: training stops with :class:`NonFiniteLossError` after this many
-            consecutive steps whose loss is NaN or infinite (each such step is skipped and counted).
+            consecutive batches whose loss is NaN or infinite (on any rank). The optimiser update such a
+            batch contributes to is skipped on every rank, and the batch is counted.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class RerankerModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0
+        self.skip_optimizer_step = False
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return score_features(self.model, features)  # [N]
@@ -71,7 +73,8 @@ class RerankerModule(L.LightningModule):
         loss = self.loss(scores)
         if self._any_rank_nonfinite(loss):
             self._count_nonfinite_step()
-            loss = None  # Lightning skips backward and the optimiser update of this batch
+            # Backward still runs (DDP ranks must all reduce gradients); the update is dropped before it.
+            self.skip_optimizer_step = True
         else:
             self.nonfinite_in_a_row = 0
             num_queries = scores.numel() // self.loss.group_size
@@ -79,6 +82,21 @@ class RerankerModule(L.LightningModule):
         # The same on every rank: the non-finite flag is reduced over ranks.
         self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Drop the update whose (accumulated) gradient includes a non-finite loss, on every rank alike."""
+        if not self.skip_optimizer_step:
+            return
+        self.skip_optimizer_step = False
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if scaler is not None and parameter.grad is not None:
+                    parameter.grad.fill_(
+                        float("nan")
+                    )  # fp16's GradScaler skips the step and lowers its scale
+                else:
+                    parameter.grad = None  # AdamW leaves a parameter without a gradient untouched
 
     def _any_rank_nonfinite(self, loss: torch.Tensor) -> bool:
         """True on every rank when the loss of any rank is NaN or infinite, so that all ranks skip together."""

@@ -1,9 +1,12 @@
-"""DDP: validation metrics reduced over 2 CPU processes (gloo) equal those of 1 process on the same data."""
+"""DDP on 2 CPU processes (gloo): validation metrics equal those of 1 process on the same data, and a NaN
+loss on one rank makes every rank skip that step."""
 
+import csv
 import json
 
 import hydra
 import lightning as L
+import torch
 from conftest import make_records, write_jsonl
 from test_train import compose_config, run_cli, tiny_run_overrides
 
@@ -23,7 +26,7 @@ def validate_in_one_process(cfg, checkpoint=None) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
 
 
-def test_two_process_validation_equals_one_process(tiny_bert, tmp_path):
+def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skipped_by_all(tiny_bert, tmp_path):
     records = make_records()
     # 5 validation queries in batches of 2: rank 0 gets 3 queries, rank 1 gets 2, each a partial last batch.
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
@@ -42,16 +45,25 @@ def test_two_process_validation_equals_one_process(tiny_bert, tmp_path):
         "trainer.devices=2",
         "trainer.strategy=ddp",
         f"hydra.run.dir={output}",
+        # Rank 1 alone sees a NaN loss on its first batch: a rank stepping alone would hang the all-reduce.
+        "+callbacks.nan._target_=tests.faults.NaNOnRankAt",
+        "+callbacks.nan.rank=1",
+        "+callbacks.nan.batch_idx=0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stdout + result.stderr
     ddp = json.loads((output / "metrics.json").read_text())
+    rows = list(csv.DictReader((output / "csv" / "metrics.csv").open()))
+    skipped = [float(row["train/skipped_nonfinite"]) for row in rows if row.get("train/skipped_nonfinite")]
+    assert skipped == [1.0] * len(skipped) and len(skipped) >= 2  # counted once, on every step after
 
     cfg = compose_config(overrides + [f"paths.output_dir={tmp_path / 'single'}"])
     zero_shot = validate_in_one_process(cfg)
     assert {k: ddp[f"zero_shot/{k}"] for k in METRICS} == {k: zero_shot[f"val/{k}"] for k in METRICS}
 
     (best,) = (output / "checkpoints").glob("step*.ckpt")
+    state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.isfinite(tensor).all() for tensor in state.values())  # no rank applied the NaN step
     trained = validate_in_one_process(cfg, best)
     assert {k: ddp[f"val/{k}"] for k in METRICS} == {k: trained[f"val/{k}"] for k in METRICS}
     # Not a trivially equal pair: training changed the scores.

@@ -9,7 +9,7 @@ from test_train import compose_config, tiny_run_overrides
 from reranker.train import resolve_ckpt_path, train
 
 # 14 training queries, batch 2: 7 steps an epoch, 14 in all.
-INTERRUPT = ["+callbacks.kill._target_=interrupt.InterruptAt"]
+INTERRUPT = ["+callbacks.kill._target_=tests.faults.InterruptAt"]
 
 
 def run(tiny_bert, files, output, *extra):
