@@ -1,6 +1,7 @@
 """Non-finite losses: skipped and counted; a run that keeps producing them stops and leaves no best or export."""
 
 import csv
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from test_train import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.losses import GroupCrossEntropy
-from reranker.module import NonFiniteLossError
+from reranker.module import NonFiniteLossError, RerankerModule
 from reranker.train import train
 
 
@@ -42,8 +43,9 @@ def test_a_run_of_nan_losses_stops_with_advice_and_writes_no_checkpoint_or_expor
     assert not (output / "export").exists() and not (output / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
-    tiny_bert, triplet_files, tmp_path, monkeypatch
+    precision, tiny_bert, triplet_files, tmp_path, monkeypatch
 ):
     real_forward = GroupCrossEntropy.forward
     calls = {"count": 0}
@@ -55,7 +57,9 @@ def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
 
     monkeypatch.setattr(GroupCrossEntropy, "forward", nan_on_calls_2_and_3)
     output = tmp_path / "run"
-    metrics = train(compose_config(overrides(tiny_bert, triplet_files, output)))
+    metrics = train(
+        compose_config(overrides(tiny_bert, triplet_files, output, f"trainer.precision={precision}"))
+    )
 
     assert 0.0 <= metrics["val/mrr@10"] <= 1.0 and (output / "export" / "config.json").exists()
     rows = list(csv.DictReader((output / "csv" / "metrics.csv").open()))
@@ -63,5 +67,23 @@ def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
     assert skipped[0] == 0.0 and skipped[-1] == 2.0
     checkpoint = torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     # The two skipped batches made no optimiser update: AdamW counted two steps fewer than the loop.
-    adam_steps = {int(state["step"]) for state in checkpoint["optimizer_states"][0]["state"].values()}
-    assert adam_steps == {checkpoint["global_step"] - 2}
+    (adam_steps,) = {int(state["step"]) for state in checkpoint["optimizer_states"][0]["state"].values()}
+    assert adam_steps == checkpoint["global_step"] - 2
+    assert all(torch.isfinite(tensor).all() for tensor in checkpoint["state_dict"].values())
+
+
+def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
+    """fp16 needs a GPU; the GradScaler logic is the same on CPU: NaN gradients make it skip the step."""
+    module = RerankerModule(tiny_bert, group_size=3)
+    scaler = torch.amp.GradScaler("cpu")
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    before = [parameter.detach().clone() for parameter in module.parameters()]
+    scaler.scale(sum(parameter.sum() for parameter in module.parameters())).backward()
+    module.skip_optimizer_step = True
+    module.on_before_optimizer_step(optimizer)
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    assert scaler.get_scale() < scale and not module.skip_optimizer_step
