@@ -111,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics_note = "no checkpoint to export"
         _write_report(output_dir, metrics, cfg, metrics_note)
         _upload_export(loggers, cfg)
-    _finish_wandb(loggers)
+    _finish_wandb()
     return metrics
 
 
@@ -129,12 +129,11 @@ def _upload_export(loggers: list, cfg: DictConfig) -> None:
             logger.experiment.log_artifact(artifact)
 
 
-def _finish_wandb(loggers: list) -> None:
+def _finish_wandb(exit_code: int = 0) -> None:
     # Each run of a sweep needs its own W&B run; an unfinished one would be reused by the next.
-    if any(isinstance(logger, WandbLogger) for logger in loggers):
-        import wandb
-
-        wandb.finish()
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
 
 
 def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resuming: bool) -> dict[str, float]:
@@ -171,6 +170,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except NonFiniteLossError as err:
+        _finish_wandb(exit_code=1)
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             # One diverged run must not end a sweep; NaN marks the trial failed for Optuna.
             print(f"error: {err}", file=sys.stderr)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_train import compose_config, tiny_run_overrides
+from test_train import compose_config, run_cli, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.losses import GroupCrossEntropy
@@ -87,3 +87,20 @@ def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
     scaler.update()
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
     assert scaler.get_scale() < scale and not module.skip_optimizer_step
+
+
+def test_cli_stops_a_nan_run_with_a_one_line_error(nan_model, triplet_files, tmp_path):
+    train_file, val_file = triplet_files
+    result = run_cli(
+        f"model.model_name_or_path={nan_model}",
+        f"data.train_files={train_file}",
+        f"data.val_files={val_file}",
+        "data.num_workers=0",
+        "validate_before_training=false",
+        "++model.max_nonfinite_in_a_row=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode != 0
+    assert "error: the training loss was NaN or infinite on 2 steps in a row" in result.stderr
+    assert "bf16-mixed" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "export").exists()
