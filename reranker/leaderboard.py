@@ -106,10 +106,11 @@ def plot(path: Path, runs: list[dict], keys: list[str], metric: str) -> None:
         numbers = [_as_number(value) for value in values]
         if numbers and all(number is not None and number > 0 for number in numbers):
             axis.scatter(numbers, scores)
-            axis.set_xticks(sorted(set(numbers)), [str(v) for v in sorted(set(numbers))])
             if max(numbers) / min(numbers) >= 10:
                 axis.set_xscale("log")
-                axis.set_xticks(sorted(set(numbers)), [str(v) for v in sorted(set(numbers))])
+            labels = dict(zip(numbers, values, strict=True))  # ticks as written on the command line
+            axis.set_xticks(sorted(labels), [labels[number] for number in sorted(labels)])
+            axis.minorticks_off()
         else:
             categories = list(dict.fromkeys(values))
             axis.scatter([categories.index(value) for value in values], scores)
