@@ -92,9 +92,8 @@ class RerankerModule(L.LightningModule):
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 if scaler is not None and parameter.grad is not None:
-                    parameter.grad.fill_(
-                        float("nan")
-                    )  # fp16's GradScaler skips the step and lowers its scale
+                    # fp16's GradScaler skips a step with non-finite gradients and lowers its scale.
+                    parameter.grad.fill_(float("nan"))
                 else:
                     parameter.grad = None  # AdamW leaves a parameter without a gradient untouched
 
