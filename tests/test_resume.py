@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from conftest import make_records, write_jsonl
 from test_train import compose_config, tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path, train
@@ -23,6 +24,27 @@ def final_weights(output):
     ]
 
 
+@pytest.fixture(scope="module")
+def resume_setup(tiny_bert, tmp_path_factory):
+    """The triplet files and, per validation interval, the final metrics and weights of an uninterrupted
+    run (computed once for the cases that share an interval)."""
+    folder = tmp_path_factory.mktemp("resume")
+    records = make_records()
+    files = (
+        str(write_jsonl(folder / "train.jsonl", records[::2] + records[1::4])),
+        str(write_jsonl(folder / "val.jsonl", records[3::4])),
+    )
+    baselines = {}
+
+    def uninterrupted(validate: str):
+        if validate not in baselines:
+            output = folder / f"uninterrupted-{len(baselines)}"
+            baselines[validate] = (run(tiny_bert, files, output, validate), final_weights(output))
+        return baselines[validate]
+
+    return files, uninterrupted
+
+
 @pytest.mark.parametrize(
     "val_check_interval, kill_after, resumed_from",
     [
@@ -32,11 +54,11 @@ def final_weights(output):
     ],
 )
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(
-    val_check_interval, kill_after, resumed_from, triplet_files, tiny_bert, tmp_path
+    val_check_interval, kill_after, resumed_from, resume_setup, tiny_bert, tmp_path
 ):
+    triplet_files, uninterrupted = resume_setup
     validate = f"trainer.val_check_interval={val_check_interval}"
-    expected_metrics = run(tiny_bert, triplet_files, tmp_path / "uninterrupted", validate)
-    expected_weights = final_weights(tmp_path / "uninterrupted")
+    expected_metrics, expected_weights = uninterrupted(validate)
 
     resumed = tmp_path / "resumed"
     with pytest.raises(Exception, match=f"interrupted after step {kill_after}"):
