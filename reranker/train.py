@@ -92,7 +92,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
-        metrics.update(_zero_shot(trainer, module, datamodule, output_dir, resuming=ckpt_path is not None))
+        # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
+        requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
+        resuming = ckpt_path is not None or requeued
+        metrics.update(_zero_shot(trainer, module, datamodule, output_dir, resuming=resuming))
 
     # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
