@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from reranker.modeling import packaged_model_path
@@ -11,13 +14,23 @@ from reranker.modeling import packaged_model_path
 
 def register_resolvers() -> None:
     """``${packaged_model:all-MiniLM-L6-v2}`` → the folder of a model shipped in a PyPI package;
-    ``${sample_data:ko_train.jsonl}`` → a file of the package's Korean sample data."""
+    ``${sample_data:ko_train.jsonl}`` → a file of the package's Korean sample data;
+    ``${sweep_group:${task_name}}`` → one name shared by the runs of a ``-m`` sweep, else the task name."""
     if not OmegaConf.has_resolver("packaged_model"):
         OmegaConf.register_new_resolver("packaged_model", packaged_model_path)
     if not OmegaConf.has_resolver("sample_data"):
         OmegaConf.register_new_resolver("sample_data", sample_data_path)
+    if not OmegaConf.has_resolver("sweep_group"):
+        OmegaConf.register_new_resolver("sweep_group", sweep_group)
 
 
 def sample_data_path(name: str) -> str:
     """A file shipped in ``reranker/sample_data``."""
     return str(files("reranker.sample_data") / name)
+
+
+def sweep_group(task_name: str) -> str:
+    """``TASK/SWEEP_FOLDER`` for a run of a Hydra multirun, ``TASK`` for a single run (or outside Hydra)."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return f"{task_name}/{Path(HydraConfig.get().sweep.dir).name}"
+    return task_name

@@ -45,7 +45,12 @@ def first_relevant_rank(
 
 
 class _RankMetric(Metric):
-    """Mean over queries of a per-query value computed from the first relevant rank."""
+    """Mean over queries of a per-query value of the first relevant rank.
+
+    The state is a histogram of ranks (``rank_counts[r]`` queries at rank ``r`` <= k, ``rank_counts[0]``
+    the rest) rather than a running float sum: integer counts add up the same in any order, so the
+    metric reduced over N processes equals the single-process value exactly, not only to rounding.
+    """
 
     is_differentiable = False
     higher_is_better = True
@@ -56,25 +61,33 @@ class _RankMetric(Metric):
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
         self.k = k
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("rank_counts", default=torch.zeros(k + 1, dtype=torch.long), dist_reduce_fx="sum")
 
-    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
+    def _value_at_rank(self, ranks: torch.Tensor) -> torch.Tensor:
+        """``[k]`` float64 per-query value for ranks ``1..k`` (ranks beyond k and misses are worth 0)."""
         raise NotImplementedError
+
+    @property
+    def count(self) -> torch.Tensor:
+        """Number of queries seen."""
+        return self.rank_counts.sum()
 
     def update(
         self, scores: torch.Tensor, relevance: torch.Tensor, candidate_mask: torch.Tensor | None = None
     ) -> None:
         """Add a batch of queries: ``scores``, ``relevance`` and optional ``candidate_mask``, each ``[Q, C]``."""
-        rank = first_relevant_rank(scores, relevance, candidate_mask)
+        rank = first_relevant_rank(scores, relevance, candidate_mask)  # [Q]
+        bucket = torch.where(rank <= self.k, rank, torch.zeros_like(rank))  # [Q] 0 = miss or beyond k
         # Reassigned, not updated in place: states reset under inference mode must stay usable outside it.
-        self.total = self.total + self._per_query(rank).to(torch.float64).sum()
-        self.count = self.count + rank.numel()
+        self.rank_counts = self.rank_counts + torch.bincount(bucket, minlength=self.k + 1)
 
     def compute(self) -> torch.Tensor:
-        if self.count == 0:
-            return torch.tensor(0.0, dtype=torch.float64, device=self.total.device)
-        return self.total / self.count
+        count = self.rank_counts.sum()
+        if count == 0:
+            return torch.tensor(0.0, dtype=torch.float64, device=self.rank_counts.device)
+        ranks = torch.arange(1, self.k + 1, device=self.rank_counts.device)
+        total = (self.rank_counts[1:].double() * self._value_at_rank(ranks)).sum()
+        return total / count
 
 
 class MRR(_RankMetric):
@@ -83,11 +96,8 @@ class MRR(_RankMetric):
     Ties are pessimistic and queries with no relevant candidate count as 0 (see the module docstring).
     """
 
-    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
-        within = (rank >= 1) & (rank <= self.k)
-        return torch.where(
-            within, 1.0 / rank.clamp(min=1).double(), torch.zeros_like(rank, dtype=torch.float64)
-        )
+    def _value_at_rank(self, ranks: torch.Tensor) -> torch.Tensor:
+        return 1.0 / ranks.double()
 
 
 class HitRate(_RankMetric):
@@ -96,8 +106,8 @@ class HitRate(_RankMetric):
     Ties are pessimistic and queries with no relevant candidate count as 0 (see the module docstring).
     """
 
-    def _per_query(self, rank: torch.Tensor) -> torch.Tensor:
-        return ((rank >= 1) & (rank <= self.k)).double()
+    def _value_at_rank(self, ranks: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(ranks, dtype=torch.float64)
 
 
 def ranking_metrics(mrr_k: int = 10, hit_ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, _RankMetric]:

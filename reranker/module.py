@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
 import torch
 from torch import nn
@@ -10,6 +12,10 @@ from transformers import get_linear_schedule_with_warmup
 from reranker.losses import GroupCrossEntropy
 from reranker.metrics import ranking_metrics
 from reranker.modeling import load_cross_encoder, score_features
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced non-finite losses for too many steps in a row."""
 
 
 class RerankerModule(L.LightningModule):
@@ -23,9 +29,13 @@ class RerankerModule(L.LightningModule):
         warmup_ratio: share of the optimiser steps spent warming up linearly; the rest decays linearly to 0.
         freeze_embeddings: keep the word embeddings fixed (a large multilingual vocabulary is most
             of a small model's parameters; freezing it makes each optimiser step far cheaper).
-        gradient_checkpointing: trade compute for memory in the encoder.
+        gradient_checkpointing: recompute encoder activations in the backward pass instead of keeping them:
+            about a third more compute for far less activation memory (long inputs, large groups).
         mrr_k: cut-off of the MRR metric.
         hit_ks: cut-offs of the hit-rate metrics.
+        max_nonfinite_in_a_row: training stops with :class:`NonFiniteLossError` after this many
+            consecutive batches whose loss is NaN or infinite (on any rank). The optimiser update such a
+            batch contributes to is skipped on every rank, and the batch is counted.
     """
 
     def __init__(
@@ -39,6 +49,7 @@ class RerankerModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
+        max_nonfinite_in_a_row: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -50,6 +61,9 @@ class RerankerModule(L.LightningModule):
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
+        self.skipped_nonfinite = 0
+        self.nonfinite_in_a_row = 0
+        self.skip_optimizer_step = False
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return score_features(self.model, features)  # [N]
@@ -57,8 +71,64 @@ class RerankerModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         scores = self(batch["features"])  # [B * G]
         loss = self.loss(scores)
-        self.log("train/loss", loss, prog_bar=True, batch_size=scores.numel() // self.loss.group_size)
+        if self._any_rank_nonfinite(loss):
+            self._count_nonfinite_step()
+            # Backward still runs (DDP ranks must all reduce gradients); the update is dropped before it.
+            self.skip_optimizer_step = True
+        else:
+            self.nonfinite_in_a_row = 0
+            num_queries = scores.numel() // self.loss.group_size
+            self.log("train/loss", loss, prog_bar=True, batch_size=num_queries, sync_dist=True)
+        # The same on every rank: the non-finite flag is reduced over ranks.
+        self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Drop the update whose (accumulated) gradient includes a non-finite loss, on every rank alike."""
+        if not self.skip_optimizer_step:
+            return
+        self.skip_optimizer_step = False
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if scaler is not None and parameter.grad is not None:
+                    # fp16's GradScaler skips a step with non-finite gradients and lowers its scale.
+                    parameter.grad.fill_(float("nan"))
+                else:
+                    parameter.grad = None  # AdamW leaves a parameter without a gradient untouched
+
+    def _any_rank_nonfinite(self, loss: torch.Tensor) -> bool:
+        """True on every rank when the loss of any rank is NaN or infinite, so that all ranks skip together."""
+        flag = (~torch.isfinite(loss.detach())).float()
+        return bool(self.trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+
+    def _count_nonfinite_step(self) -> None:
+        self.skipped_nonfinite += 1
+        self.nonfinite_in_a_row += 1
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_in_a_row:
+            raise NonFiniteLossError(
+                f"the training loss was NaN or infinite on {self.nonfinite_in_a_row} steps in a row "
+                f"(step {self.global_step}, {self.skipped_nonfinite} skipped in all); stopping. Under fp16 "
+                "(precision=16-mixed) this is usually overflow: use trainer.precision=bf16-mixed where the GPU "
+                "supports it (or 32-true), or lower model.lr"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
+        # Dropout draws from the global generators; a resumed run continues their streams exactly.
+        # Every rank starts from the same seed and draws alike, so rank zero's states serve all ranks.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.skipped_nonfinite = checkpoint.get("skipped_nonfinite", 0)
+        states = checkpoint.get("rng_states")
+        if states is not None:
+            torch.set_rng_state(states["torch"])
+            random.setstate(states["python"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         scores = self(batch["features"]).float()  # [N]
@@ -93,6 +163,9 @@ class RerankerModule(L.LightningModule):
             lr=self.hparams.lr,
         )
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        # Estimating builds the training loader before a checkpoint's loop state is restored; drop it so
+        # that fit builds it again after the restore, at the resumed epoch and position.
+        self.trainer.fit_loop._combined_loader = None
         warmup_steps = int(self.hparams.warmup_ratio * total_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from reranker.config import register_resolvers
 from reranker.errors import InputError
 from reranker.export import export_checkpoint
+from reranker.module import NonFiniteLossError
 from reranker.report import format_comparison
 
 register_resolvers()
@@ -36,6 +43,36 @@ def _as_floats(metrics: dict) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: a path, or ``last`` for the newest of ``output_dir``'s
+    ``checkpoints/last.ckpt`` and the ``hpc_ckpt_*.ckpt`` written on a Slurm requeue signal.
+
+    ``last`` with no checkpoint yet starts from scratch, so a job and its requeued run share one command.
+    """
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        candidates = [output_dir / "checkpoints" / "last.ckpt", *output_dir.glob("hpc_ckpt_*.ckpt")]
+        existing = [path for path in candidates if path.is_file()]
+        return str(max(existing, key=lambda path: path.stat().st_mtime_ns)) if existing else None
+    if not Path(ckpt_path).is_file():
+        raise InputError(f"ckpt_path {ckpt_path} does not exist (give a checkpoint file, or last)")
+    return str(ckpt_path)
+
+
+def _cluster_plugins() -> list:
+    """Under Slurm: on SIGUSR1 (sbatch --signal) save hpc_ckpt_N.ckpt and requeue the job with scontrol."""
+    if not SLURMEnvironment.detect():
+        return []
+    return [SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1)]
+
+
+def _log_config(loggers: list, cfg: DictConfig) -> None:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -47,14 +84,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = hydra.utils.instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_cluster_plugins()
+    )
+    _log_config(loggers, cfg)
 
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
-        zero_shot = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-        metrics.update({f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(zero_shot).items()})
+        # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
+        requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
+        resuming = ckpt_path is not None or requeued
+        metrics.update(_zero_shot(trainer, module, datamodule, output_dir, resuming=resuming))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     # Without a validation during fit (max_steps reached mid-epoch) there is no best: use the last.
@@ -69,6 +113,43 @@ def train(cfg: DictConfig) -> dict[str, float]:
         else:
             metrics_note = "no checkpoint to export"
         _write_report(output_dir, metrics, cfg, metrics_note)
+        _upload_export(loggers, cfg)
+    _finish_wandb()
+    return metrics
+
+
+def _upload_export(loggers: list, cfg: DictConfig) -> None:
+    """With ``upload_export=true``, log the export folder to W&B as a model artifact."""
+    export_dir = Path(cfg.export_dir) if cfg.get("export_dir") else None
+    if not cfg.get("upload_export") or export_dir is None or not export_dir.is_dir():
+        return
+    import wandb
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            artifact = wandb.Artifact(f"{cfg.task_name}-export", type="model")
+            artifact.add_dir(str(export_dir))
+            logger.experiment.log_artifact(artifact)
+
+
+def _finish_wandb(exit_code: int = 0) -> None:
+    # Each run of a sweep needs its own W&B run; an unfinished one would be reused by the next.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resuming: bool) -> dict[str, float]:
+    """``zero_shot/*`` metrics of the base model. A resumed run reads those of its first start: under
+    Slurm, Lightning would validate the requeue checkpoint instead of the model it is given."""
+    saved = output_dir / "zero_shot.json"
+    if resuming and saved.is_file():
+        return json.loads(saved.read_text())
+    result = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    metrics = {f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(result).items()}
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 
 
@@ -91,6 +172,13 @@ def _input_error(err: BaseException | None) -> InputError | None:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
+    except NonFiniteLossError as err:
+        _finish_wandb(exit_code=1)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            # One diverged run must not end a sweep; NaN marks the trial failed for Optuna.
+            print(f"error: {err}", file=sys.stderr)
+            return float("nan")
+        raise SystemExit(f"error: {err}") from None
     except Exception as err:
         cause = _input_error(err)
         if cause is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
@@ -17,6 +20,23 @@ from reranker.data.sampling import (
 from reranker.data.triplets import read_triplets
 from reranker.errors import InputError
 from reranker.modeling import resolve_model_path
+
+
+class ResumableDataLoader(DataLoader):
+    """A training DataLoader whose place in the epoch is saved in checkpoints and restored from them.
+
+    Lightning saves ``state_dict()`` with every checkpoint and, when it resumes mid-epoch, calls
+    ``load_state_dict()`` before the first batch, so the resumed run sees the batches it had not yet
+    trained on, in the same order, and no batch twice. ``batches_done`` is set by the datamodule.
+    """
+
+    batches_done: Callable[[], int] = staticmethod(lambda: 0)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": int(self.batches_done())}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume(state["epoch"], state["batches_done"] * self.batch_size)
 
 
 class TripletDataModule(L.LightningDataModule):
@@ -98,14 +118,17 @@ class TripletDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, dataset, sampler, batch_size: int, collate_fn) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset, sampler, batch_size: int, collate_fn, loader_class=DataLoader) -> DataLoader:
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
             collate_fn=collate_fn,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: creating an iterator then draws nothing from the global one that dropout
+            # uses, so a run resumed mid-epoch continues the same random stream.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -113,7 +136,15 @@ class TripletDataModule(L.LightningDataModule):
         sampler = GroupSampler(
             len(self.train_groups), self.seed, shuffle=True, rank=rank, world_size=world_size
         )
-        return self._loader(self.train_groups, sampler, self.batch_size, TrainCollator(self.encoder))
+        loader = self._loader(
+            self.train_groups, sampler, self.batch_size, TrainCollator(self.encoder), ResumableDataLoader
+        )
+        if self.trainer is not None:
+            # The epoch Lightning passes to set_epoch; set now because the first batch is fetched before that.
+            sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+            # Batches whose update is in the weights: a checkpoint written mid-step counts its batch as not done.
+            loader.batches_done = lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()

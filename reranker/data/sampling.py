@@ -126,6 +126,7 @@ class GroupSampler(Sampler):
     ``r, r + W, ...`` with no padding, so metrics reduced over ranks count each query once.
 
     Yields ``(index, seed)`` for :class:`TrainGroups`, or plain indices when ``with_seed`` is False.
+    Resuming mid-epoch, :meth:`resume` makes the next iteration leave out the items already trained on.
     """
 
     def __init__(
@@ -144,9 +145,15 @@ class GroupSampler(Sampler):
         self.world_size = world_size
         self.with_seed = with_seed
         self.epoch = 0
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume(self, epoch: int, items_done: int) -> None:
+        """Continue ``epoch`` after its first ``items_done`` items (of this rank); applies to one iteration."""
+        self.epoch = epoch
+        self.skip = items_done
 
     def _indices(self) -> list[int]:
         indices = list(range(self.num_items))
@@ -157,7 +164,8 @@ class GroupSampler(Sampler):
         return indices[self.rank * share : (self.rank + 1) * share]
 
     def __iter__(self) -> Iterator[int | tuple[int, int]]:
-        for index in self._indices():
+        skip, self.skip = self.skip, 0
+        for index in self._indices()[skip:]:
             if self.with_seed:
                 yield index, random.Random(f"group-{self.seed}-{self.epoch}-{index}").getrandbits(63)
             else:

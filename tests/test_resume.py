@@ -1,0 +1,91 @@
+"""Exact resume: a run interrupted after step k and resumed ends where an uninterrupted run ends."""
+
+import os
+
+import pytest
+import torch
+from conftest import make_records, write_jsonl
+from test_train import compose_config, tiny_run_overrides
+
+from reranker.train import resolve_ckpt_path, train
+
+# 14 training queries, batch 2: 7 steps an epoch, 14 in all.
+INTERRUPT = ["+callbacks.kill._target_=tests.faults.InterruptAt"]
+
+
+def run(tiny_bert, files, output, *extra):
+    overrides = tiny_run_overrides(tiny_bert, *files, output) + ["model.lr=3e-3", *extra]
+    return train(compose_config(overrides))
+
+
+def final_weights(output):
+    return torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+
+
+@pytest.fixture(scope="module")
+def resume_setup(tiny_bert, tmp_path_factory):
+    """The triplet files and, per validation interval, the final metrics and weights of an uninterrupted
+    run (computed once for the cases that share an interval)."""
+    folder = tmp_path_factory.mktemp("resume")
+    records = make_records()
+    files = (
+        str(write_jsonl(folder / "train.jsonl", records[::2] + records[1::4])),
+        str(write_jsonl(folder / "val.jsonl", records[3::4])),
+    )
+    baselines = {}
+
+    def uninterrupted(validate: str):
+        if validate not in baselines:
+            output = folder / f"uninterrupted-{len(baselines)}"
+            baselines[validate] = (run(tiny_bert, files, output, validate), final_weights(output))
+        return baselines[validate]
+
+    return files, uninterrupted
+
+
+@pytest.mark.parametrize(
+    "val_check_interval, kill_after, resumed_from",
+    [
+        (2, 5, "last.ckpt of step 4, mid-epoch 0"),
+        (2, 9, "last.ckpt of step 6, mid-epoch 0, then across the epoch boundary"),
+        (1.0, 9, "last.ckpt of step 7, the end of epoch 0"),
+    ],
+)
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(
+    val_check_interval, kill_after, resumed_from, resume_setup, tiny_bert, tmp_path
+):
+    triplet_files, uninterrupted = resume_setup
+    validate = f"trainer.val_check_interval={val_check_interval}"
+    expected_metrics, expected_weights = uninterrupted(validate)
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Exception, match=f"interrupted after step {kill_after}"):
+        run(tiny_bert, triplet_files, resumed, validate, *INTERRUPT, f"+callbacks.kill.step={kill_after}")
+    assert not (resumed / "export").exists() and not (resumed / "metrics.json").exists()
+
+    metrics = run(tiny_bert, triplet_files, resumed, validate, "ckpt_path=last")
+    assert metrics == expected_metrics, resumed_from
+    weights = final_weights(resumed)
+    assert all(torch.equal(weights[name], expected_weights[name]) for name in expected_weights), resumed_from
+
+
+def test_ckpt_path_last_picks_the_newest_checkpoint_or_none(tmp_path):
+    assert resolve_ckpt_path("last", tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(b"")
+    assert resolve_ckpt_path("last", tmp_path) == str(last)
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(b"")
+    os.utime(last, (1_000, 1_000))
+    assert resolve_ckpt_path("last", tmp_path) == str(hpc)
+    assert resolve_ckpt_path(None, tmp_path) is None
+
+
+def test_ckpt_path_that_does_not_exist_is_an_input_error(tmp_path):
+    from reranker.errors import InputError
+
+    with pytest.raises(InputError, match="ckpt_path /no/such.ckpt does not exist"):
+        resolve_ckpt_path("/no/such.ckpt", tmp_path)
