@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,56 @@ def triplet_files(tmp_path) -> tuple[str, str]:
     train = write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])
     val = write_jsonl(tmp_path / "val.jsonl", records[3::4])
     return str(train), str(val)
+
+
+def run_train_cli(*overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m reranker.train`` offline, in a subprocess (as a user runs it, with Hydra's run folder)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "reranker.train", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def train_tiny_run(model_dir: str, root: Path) -> Path:
+    """A short real training run: ``<run>/checkpoints``, ``.hydra``, ``metrics.json`` and ``export/``
+    (the best checkpoint exported by the run itself, model card included)."""
+    records = make_records()
+    train = write_jsonl(root / "train.jsonl", records[::2] + records[1::4])
+    val = write_jsonl(root / "val.jsonl", records[3::4])
+    run_dir = root / "run"
+    result = run_train_cli(
+        f"model.model_name_or_path={model_dir}",
+        f"data.train_files={train}",
+        f"data.val_files={val}",
+        f"hydra.run.dir={run_dir}",
+        "data.group_size=3",
+        "data.batch_size=4",
+        "data.max_length=64",
+        "data.num_workers=0",
+        "model.lr=1e-3",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1",
+        "callbacks.progress_bar=null",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def bert_run(tiny_bert, tmp_path_factory) -> Path:
+    return train_tiny_run(tiny_bert, tmp_path_factory.mktemp("run-bert"))
+
+
+@pytest.fixture(scope="session")
+def xlmr_run(tiny_xlmr, tmp_path_factory) -> Path:
+    return train_tiny_run(tiny_xlmr, tmp_path_factory.mktemp("run-xlmr"))
+
+
+@pytest.fixture(params=["bert_run", "xlmr_run"])
+def trained_run(request) -> Path:
+    """Each tiny run in turn (BERT with token_type_ids, XLM-R without)."""
+    return request.getfixturevalue(request.param)
