@@ -123,10 +123,8 @@ def render_model_card(
             value = _config_value(settings, key)
             if value is not None and not (key == "trainer.max_steps" and value == -1):
                 lines.append(f"| {label} | {value} |")
-    if global_step is not None:
-        lines.append(f"| optimiser steps done | {global_step} |")
-    if epoch is not None:
-        lines.append(f"| epochs started | {epoch + 1} |")
+    if global_step is not None and epoch is not None:
+        lines.append(f"| this checkpoint | optimiser step {global_step}, epoch {epoch + 1} |")
 
     if metrics and any(key.startswith("val/") for key in metrics):
         lines += ["", "## Evaluation", "", "On the validation data above, at this checkpoint:", ""]
