@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
     PreTrainedTokenizerFast,
@@ -161,9 +165,20 @@ def run_train_cli(*overrides: str, timeout: int = 600) -> subprocess.CompletedPr
     )
 
 
+def spread_copy(model_dir: str, output_dir: Path) -> str:
+    """The model re-initialised with wide random weights: at the usual initialiser range (0.02) a tiny
+    random encoder gives every pair nearly the same score (gaps ~1e-6), too close to compare rankings."""
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.5)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(output_dir)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(output_dir)
+    return str(output_dir)
+
+
 def train_tiny_run(model_dir: str, root: Path) -> Path:
     """A short real training run: ``<run>/checkpoints``, ``.hydra``, ``metrics.json`` and ``export/``
     (the best checkpoint exported by the run itself, model card included)."""
+    model_dir = spread_copy(model_dir, root / "base")
     records = make_records()
     train = write_jsonl(root / "train.jsonl", records[::2] + records[1::4])
     val = write_jsonl(root / "val.jsonl", records[3::4])
