@@ -103,6 +103,7 @@ def export_checkpoint(
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        _name_tokenizer_class_for_transformers_4(staging)
         write_model_card(staging, card)
         if output_dir.exists():
             shutil.rmtree(output_dir)
@@ -111,6 +112,18 @@ def export_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output_dir
+
+
+def _name_tokenizer_class_for_transformers_4(folder: Path) -> None:
+    """transformers 5 names a tokenizer without a model-specific class ``TokenizersBackend``, a name
+    transformers 4 cannot load; ``PreTrainedTokenizerFast`` is the same tokenizer to both."""
+    config_file = folder / "tokenizer_config.json"
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _run_metrics(checkpoint_path: Path) -> dict[str, float] | None:

@@ -153,29 +153,40 @@ def triplet_files(tmp_path) -> tuple[str, str]:
     return str(train), str(val)
 
 
-def run_train_cli(*overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_train_cli(*overrides: str, python: str = sys.executable) -> subprocess.CompletedProcess:
     """``python -m reranker.train`` offline, in a subprocess (as a user runs it, with Hydra's run folder)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "reranker.train", *overrides],
+        [python, "-m", "reranker.train", *overrides],
         capture_output=True,
         text=True,
         env=env,
-        timeout=timeout,
+        timeout=600,
     )
 
 
+TOKENIZER_CLASSES = {"bert": "BertTokenizer", "xlm-roberta": "XLMRobertaTokenizer"}
+
+
 def spread_copy(model_dir: str, output_dir: Path) -> str:
-    """The model re-initialised with wide random weights: at the usual initialiser range (0.02) a tiny
-    random encoder gives every pair nearly the same score (gaps ~1e-6), too close to compare rankings."""
+    """The model re-initialised with wide random weights, its tokenizer named by its model's class.
+
+    At the usual initialiser range (0.02) a tiny random encoder gives every pair nearly the same score
+    (gaps ~1e-6), too close to compare rankings. Real checkpoints name a model-specific tokenizer class,
+    whose special tokens FlagEmbedding relies on when it joins a query and a passage itself.
+    """
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(model_dir, initializer_range=0.5)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(output_dir)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(output_dir)
+    tokenizer_config_file = output_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(tokenizer_config_file.read_text())
+    tokenizer_config["tokenizer_class"] = TOKENIZER_CLASSES[config.model_type]
+    tokenizer_config_file.write_text(json.dumps(tokenizer_config, indent=2))
     return str(output_dir)
 
 
-def train_tiny_run(model_dir: str, root: Path) -> Path:
+def train_tiny_run(model_dir: str, root: Path, python: str = sys.executable) -> Path:
     """A short real training run: ``<run>/checkpoints``, ``.hydra``, ``metrics.json`` and ``export/``
     (the best checkpoint exported by the run itself, model card included)."""
     model_dir = spread_copy(model_dir, root / "base")
@@ -196,6 +207,7 @@ def train_tiny_run(model_dir: str, root: Path) -> Path:
         "trainer.max_epochs=1",
         "trainer.log_every_n_steps=1",
         "callbacks.progress_bar=null",
+        python=python,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
