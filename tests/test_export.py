@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoTokenizer
 
 from reranker import Reranker
 from reranker.export import export_checkpoint, main
@@ -105,3 +105,12 @@ def test_push_to_hub_uploads_the_exported_folder_only_when_asked(bert_run, tmp_p
 def test_a_packaged_base_model_is_named_not_located():
     assert describe_base_model(packaged_model_path("all-MiniLM-L6-v2")) == "all-MiniLM-L6-v2"
     assert describe_base_model("BAAI/bge-reranker-large") == "BAAI/bge-reranker-large"
+
+
+def test_a_generic_tokenizer_is_saved_under_a_name_transformers_4_knows(bert_run, tiny_bert, tmp_path):
+    checkpoint = next((bert_run / "checkpoints").glob("step*.ckpt"))
+    out = export_checkpoint(checkpoint, tmp_path / "out", tokenizer_name_or_path=tiny_bert)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    pair = ("서울에 대한 질문", "서울은 대한민국의 수도이다")
+    assert AutoTokenizer.from_pretrained(out)(*pair) == AutoTokenizer.from_pretrained(tiny_bert)(*pair)
