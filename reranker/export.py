@@ -29,7 +29,10 @@ RELEVANCE_LABEL = "relevant"
 
 def load_checkpoint(checkpoint_path: str | Path) -> tuple[RerankerModule, dict]:
     """The ``RerankerModule`` of a checkpoint written by ``reranker.train``, and the checkpoint's
-    metadata (``hyper_parameters``, ``global_step``, ``epoch``)."""
+    metadata (``hyper_parameters``, ``global_step``).
+
+    Like Lightning's own loading, this unpickles the file: load only checkpoints you trust.
+    """
     checkpoint_path = Path(checkpoint_path)
     if not checkpoint_path.is_file():
         raise InputError(f"checkpoint {checkpoint_path} does not exist")
@@ -58,7 +61,6 @@ def load_checkpoint(checkpoint_path: str | Path) -> tuple[RerankerModule, dict]:
     metadata = {
         "hyper_parameters": dict(hparams),
         "global_step": checkpoint.get("global_step"),
-        "epoch": checkpoint.get("epoch"),
     }
     return module.eval(), metadata
 
@@ -94,7 +96,6 @@ def export_checkpoint(
         hparams["model_name_or_path"],
         hparams,
         metadata["global_step"],
-        metadata["epoch"],
         run_config_for(checkpoint_path),
         metrics,
     )

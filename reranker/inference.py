@@ -50,6 +50,9 @@ class Reranker:
         dtype: str | torch.dtype | None = None,
     ) -> None:
         name_or_path = str(name_or_path)
+        if not isinstance(max_length, int) or max_length < 2:
+            raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
+        dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
             from reranker.export import load_checkpoint
 
@@ -60,14 +63,12 @@ class Reranker:
             self.model = load_cross_encoder(name_or_path)
             tokenizer_path = name_or_path
         tokenizer = _load_tokenizer(tokenizer_path)
-        if not isinstance(max_length, int) or max_length < 2:
-            raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
         if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
             max_length = min(max_length, tokenizer.model_max_length)
         self.max_length = max_length
         self.encoder = PairEncoder(tokenizer, max_length)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device, dtype=_dtype(dtype)).eval()
+        self.model.to(self.device, dtype=dtype).eval()
 
     @torch.inference_mode()
     def score(
@@ -112,6 +113,8 @@ class Reranker:
         normalize: str | None = None,
     ) -> list[RankedPassage]:
         """``(index, score)`` of the passages, highest score first; the first ``top_k`` if given."""
+        if not isinstance(query, str):
+            raise InputError(f"query must be a string, got {type(query).__name__}")
         if isinstance(passages, str) or len(passages) == 0:
             raise InputError("passages must be a non-empty list of strings")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):

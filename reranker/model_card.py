@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from reranker.errors import InputError
 from reranker.modeling import PACKAGED_MODELS, looks_like_path, packaged_model_path
 from reranker.report import format_comparison
 
@@ -43,7 +45,7 @@ def describe_base_model(name_or_path: str) -> str:
         try:
             if Path(name_or_path).resolve() == Path(packaged_model_path(name)).resolve():
                 return name
-        except Exception:  # the package is not installed here: the path is shown as given
+        except InputError:  # the package is not installed here: the path is shown as given
             continue
     return name_or_path
 
@@ -59,12 +61,23 @@ def _config_value(config: dict, key: str) -> object:
     return value
 
 
+def _describe_data(value: object) -> str:
+    """Data files as configured; the package's own sample data by name."""
+    files = value if isinstance(value, list) else [value]
+    names = []
+    for file in map(str, files):
+        sample = re.fullmatch(r"\$\{sample_data:(.+)\}", file)
+        names.append(
+            f"`{sample.group(1)}` (Korean sample data shipped with reranker)" if sample else f"`{file}`"
+        )
+    return ", ".join(names)
+
+
 def render_model_card(
     model_id: str,
     base_model: str,
     hparams: dict,
     global_step: int | None,
-    epoch: int | None,
     run_config: DictConfig | None = None,
     metrics: dict[str, float] | None = None,
 ) -> str:
@@ -73,7 +86,7 @@ def render_model_card(
     settings = OmegaConf.to_container(run_config, resolve=False) if run_config is not None else {}
     metadata = ["---", "library_name: transformers", "pipeline_tag: text-classification"]
     metadata += ["tags:", "- reranker", "- cross-encoder", "- text-classification"]
-    if not looks_like_path(base):
+    if "/" in base and not looks_like_path(base):  # a hub id, which the Hub links to
         metadata.append(f"base_model: {base}")
     metadata.append("---")
 
@@ -112,7 +125,7 @@ def render_model_card(
         for key, label in (("data.train_files", "training data"), ("data.val_files", "validation data")):
             value = _config_value(settings, key)
             if value is not None:
-                lines.append(f"| {label} | `{value}` |")
+                lines.append(f"| {label} | {_describe_data(value)} |")
     for key, label in MODULE_SETTINGS:
         if key in hparams:
             lines.append(f"| {label} | {hparams[key]} |")
@@ -123,8 +136,8 @@ def render_model_card(
             value = _config_value(settings, key)
             if value is not None and not (key == "trainer.max_steps" and value == -1):
                 lines.append(f"| {label} | {value} |")
-    if global_step is not None and epoch is not None:
-        lines.append(f"| this checkpoint | optimiser step {global_step}, epoch {epoch + 1} |")
+    if global_step is not None:
+        lines.append(f"| optimiser steps of this checkpoint | {global_step} |")
 
     if metrics and any(key.startswith("val/") for key in metrics):
         lines += ["", "## Evaluation", "", "On the validation data above, at this checkpoint:", ""]

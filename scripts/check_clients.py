@@ -46,15 +46,19 @@ def exp_normalize(x: np.ndarray) -> np.ndarray:
     return y / y.sum()
 
 
-def plain_transformers(folder: str, group: list[tuple[str, str]]) -> list[float]:
+def plain_transformers(folder: str, groups: list[list[tuple[str, str]]]) -> list[list[float]]:
+    """The common recipe: logits of padded, truncated pairs, then ``exp_normalize`` per query."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    with torch.no_grad():
-        inputs = tokenizer(
-            [list(p) for p in group], padding=True, truncation=True, return_tensors="pt", max_length=512
-        )
-        logits = model(**inputs).logits.view(-1).float().numpy()
-    return exp_normalize(logits).tolist()
+    scores = []
+    for group in groups:
+        with torch.no_grad():
+            inputs = tokenizer(
+                [list(p) for p in group], padding=True, truncation=True, return_tensors="pt", max_length=512
+            )
+            logits = model(**inputs).logits.view(-1).float().numpy()
+        scores.append(exp_normalize(logits).tolist())
+    return scores
 
 
 def compare(name: str, client: list[list[float]], ours: list[list[float]]) -> None:
@@ -81,11 +85,7 @@ def main() -> None:
     sigmoid = [reranker.score(group, normalize="sigmoid") for group in groups]
     softmax = [reranker.score(group, normalize="softmax") for group in groups]
 
-    compare(
-        "transformers + exp_normalize vs softmax",
-        [plain_transformers(args.folder, g) for g in groups],
-        softmax,
-    )
+    compare("transformers + exp_normalize vs softmax", plain_transformers(args.folder, groups), softmax)
     classifier = pipeline("text-classification", model=args.folder, device="cpu")
     inputs = [[{"text": q, "text_pair": p} for q, p in group] for group in groups]
     compare("pipeline (sigmoid) vs sigmoid", [[r["score"] for r in classifier(i)] for i in inputs], sigmoid)

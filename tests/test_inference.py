@@ -97,6 +97,7 @@ def test_no_autograd_graph_is_built(bert_run):
     [
         (lambda r: r.rerank(QUERY, []), "passages must be a non-empty list of strings"),
         (lambda r: r.rerank(QUERY, "one passage"), "passages must be a non-empty list of strings"),
+        (lambda r: r.rerank(None, PASSAGES), "query must be a string, got NoneType"),
         (lambda r: r.rerank(QUERY, PASSAGES, top_k=0), "top_k must be None or an integer >= 1, got 0"),
         (
             lambda r: r.score([(QUERY, "p"), (QUERY,)]),
