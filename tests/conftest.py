@@ -176,7 +176,7 @@ def spread_copy(model_dir: str, output_dir: Path) -> str:
     whose special tokens FlagEmbedding relies on when it joins a query and a passage itself.
     """
     torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.5)
+    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.3)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(output_dir)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(output_dir)
     tokenizer_config_file = output_dir / "tokenizer_config.json"
