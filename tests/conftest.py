@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
     PreTrainedTokenizerFast,
@@ -144,3 +151,79 @@ def triplet_files(tmp_path) -> tuple[str, str]:
     train = write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])
     val = write_jsonl(tmp_path / "val.jsonl", records[3::4])
     return str(train), str(val)
+
+
+def run_train_cli(*overrides: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+    """``python -m reranker.train`` offline, in a subprocess (as a user runs it, with Hydra's run folder)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [python, "-m", "reranker.train", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+TOKENIZER_CLASSES = {"bert": "BertTokenizer", "xlm-roberta": "XLMRobertaTokenizer"}
+
+
+def spread_copy(model_dir: str, output_dir: Path) -> str:
+    """The model re-initialised with wide random weights, its tokenizer named by its model's class.
+
+    At the usual initialiser range (0.02) a tiny random encoder gives every pair nearly the same score
+    (gaps ~1e-6), too close to compare rankings. Real checkpoints name a model-specific tokenizer class,
+    whose special tokens FlagEmbedding relies on when it joins a query and a passage itself.
+    """
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.3)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(output_dir)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(output_dir)
+    tokenizer_config_file = output_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(tokenizer_config_file.read_text())
+    tokenizer_config["tokenizer_class"] = TOKENIZER_CLASSES[config.model_type]
+    tokenizer_config_file.write_text(json.dumps(tokenizer_config, indent=2))
+    return str(output_dir)
+
+
+def train_tiny_run(model_dir: str, root: Path, python: str = sys.executable) -> Path:
+    """A short real training run: ``<run>/checkpoints``, ``.hydra``, ``metrics.json`` and ``export/``
+    (the best checkpoint exported by the run itself, model card included)."""
+    model_dir = spread_copy(model_dir, root / "base")
+    records = make_records()
+    train = write_jsonl(root / "train.jsonl", records[::2] + records[1::4])
+    val = write_jsonl(root / "val.jsonl", records[3::4])
+    run_dir = root / "run"
+    result = run_train_cli(
+        f"model.model_name_or_path={model_dir}",
+        f"data.train_files={train}",
+        f"data.val_files={val}",
+        f"hydra.run.dir={run_dir}",
+        "data.group_size=3",
+        "data.batch_size=4",
+        "data.max_length=64",
+        "data.num_workers=0",
+        "model.lr=1e-3",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1",
+        "callbacks.progress_bar=null",
+        python=python,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def bert_run(tiny_bert, tmp_path_factory) -> Path:
+    return train_tiny_run(tiny_bert, tmp_path_factory.mktemp("run-bert"))
+
+
+@pytest.fixture(scope="session")
+def xlmr_run(tiny_xlmr, tmp_path_factory) -> Path:
+    return train_tiny_run(tiny_xlmr, tmp_path_factory.mktemp("run-xlmr"))
+
+
+@pytest.fixture(params=["bert_run", "xlmr_run"])
+def trained_run(request) -> Path:
+    """Each tiny run in turn (BERT with token_type_ids, XLM-R without)."""
+    return request.getfixturevalue(request.param)

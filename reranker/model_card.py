@@ -1,0 +1,151 @@
+"""The ``README.md`` model card of an exported reranker: base model, data, training settings, evaluation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from reranker.errors import InputError
+from reranker.modeling import PACKAGED_MODELS, looks_like_path, packaged_model_path
+from reranker.report import format_comparison
+
+# (config key, label) of the run's settings shown in the card, when the run's config is known.
+RUN_SETTINGS = (
+    ("data.group_size", "group size (1 positive + negatives)"),
+    ("data.batch_size", "queries per batch"),
+    ("trainer.accumulate_grad_batches", "gradient accumulation"),
+    ("data.max_length", "max tokens per pair"),
+    ("trainer.max_epochs", "max epochs"),
+    ("trainer.max_steps", "max steps"),
+    ("trainer.precision", "precision"),
+    ("trainer.gradient_clip_val", "gradient clipping"),
+    ("seed", "seed"),
+)
+# (hyperparameter, label) of the module, always in the checkpoint.
+MODULE_SETTINGS = (
+    ("lr", "peak learning rate (AdamW, linear warm-up and decay)"),
+    ("warmup_ratio", "warm-up share of steps"),
+    ("weight_decay", "weight decay"),
+    ("freeze_embeddings", "frozen word embeddings"),
+)
+
+
+def run_config_for(checkpoint_path: Path) -> DictConfig | None:
+    """The Hydra config of the run that wrote a checkpoint (``<run>/.hydra/config.yaml``, beside
+    ``<run>/checkpoints/``), or None when the checkpoint does not sit in a run folder."""
+    config_file = checkpoint_path.resolve().parent.parent / ".hydra" / "config.yaml"
+    return OmegaConf.load(config_file) if config_file.is_file() else None
+
+
+def describe_base_model(name_or_path: str) -> str:
+    """A hub name as is; a packaged model by its name rather than its site-packages folder."""
+    for name in PACKAGED_MODELS:
+        try:
+            if Path(name_or_path).resolve() == Path(packaged_model_path(name)).resolve():
+                return name
+        except InputError:  # the package is not installed here: the path is shown as given
+            continue
+    return name_or_path
+
+
+def _config_value(config: dict, key: str) -> object:
+    """A value of the run's config as written there: interpolations such as ``${sample_data:x}`` stay
+    unresolved, since they name the source better than the folder they resolved to on the training machine."""
+    value: object = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _describe_data(value: object) -> str:
+    """Data files as configured; the package's own sample data by name."""
+    files = value if isinstance(value, list) else [value]
+    names = []
+    for file in map(str, files):
+        sample = re.fullmatch(r"\$\{sample_data:(.+)\}", file)
+        names.append(
+            f"`{sample.group(1)}` (Korean sample data shipped with reranker)" if sample else f"`{file}`"
+        )
+    return ", ".join(names)
+
+
+def render_model_card(
+    model_id: str,
+    base_model: str,
+    hparams: dict,
+    global_step: int | None,
+    run_config: DictConfig | None = None,
+    metrics: dict[str, float] | None = None,
+) -> str:
+    """Markdown with Hugging Face metadata; sections appear only for what is known."""
+    base = describe_base_model(base_model)
+    settings = OmegaConf.to_container(run_config, resolve=False) if run_config is not None else {}
+    metadata = ["---", "library_name: transformers", "pipeline_tag: text-classification"]
+    metadata += ["tags:", "- reranker", "- cross-encoder", "- text-classification"]
+    if "/" in base and not looks_like_path(base):  # a hub id, which the Hub links to
+        metadata.append(f"base_model: {base}")
+    metadata.append("---")
+
+    lines = [
+        *metadata,
+        "",
+        "# Cross-encoder reranker",
+        "",
+        f"Fine-tuned from `{base}` by `reranker` (listwise group cross-entropy over one positive and",
+        "several negatives per query).",
+        "It scores a (query, passage) pair with one logit; a higher logit means a more relevant passage.",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
+        f'model = AutoModelForSequenceClassification.from_pretrained("{model_id}").eval()',
+        'pairs = [["query", "passage one"], ["query", "passage two"]]',
+        'features = tokenizer(pairs, padding=True, truncation=True, max_length=512, return_tensors="pt")',
+        "scores = model(**features).logits.view(-1)  # higher is more relevant",
+        "```",
+        "",
+        "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs returns the",
+        "sigmoid of the logit under the label `relevant`; pass `function_to_apply='none'` for the logit.",
+        "sentence-transformers' `CrossEncoder` and FlagEmbedding's `FlagReranker` load this folder as well.",
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| base model | `{base}` |",
+    ]
+    if run_config is not None:
+        for key, label in (("data.train_files", "training data"), ("data.val_files", "validation data")):
+            value = _config_value(settings, key)
+            if value is not None:
+                lines.append(f"| {label} | {_describe_data(value)} |")
+    for key, label in MODULE_SETTINGS:
+        if key in hparams:
+            lines.append(f"| {label} | {hparams[key]} |")
+    if run_config is None and "group_size" in hparams:
+        lines.append(f"| group size (1 positive + negatives) | {hparams['group_size']} |")
+    if run_config is not None:
+        for key, label in RUN_SETTINGS:
+            value = _config_value(settings, key)
+            if value is not None and not (key == "trainer.max_steps" and value == -1):
+                lines.append(f"| {label} | {value} |")
+    if global_step is not None:
+        lines.append(f"| optimiser steps of this checkpoint | {global_step} |")
+
+    if metrics and any(key.startswith("val/") for key in metrics):
+        lines += ["", "## Evaluation", "", "On the validation data above, at this checkpoint:", ""]
+        lines += ["```", format_comparison(metrics), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(folder: Path, text: str) -> Path:
+    path = folder / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
