@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -165,7 +163,6 @@ def prepare_candidates(args: argparse.Namespace) -> dict:
     position = {passage_id: i for i, passage_id in enumerate(ids)}
     if len(position) != len(ids):
         raise InputError(f"{args.corpus}: duplicate passage ids")
-    started = time.perf_counter()
     index = BM25Index([record["text"] for record in corpus], args.tokenizer)
     records, found, reciprocal = [], 0, 0.0
     for number, query in enumerate(queries, start=1):
@@ -191,7 +188,6 @@ def prepare_candidates(args: argparse.Namespace) -> dict:
         "mrr@10": round(reciprocal / max(count, 1), 6),
         "forced": count - found,
     }
-    print(f"search took {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return summary
 
 
