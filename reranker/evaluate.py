@@ -25,9 +25,9 @@ from reranker.significance import paired_test
 FIRST_STAGE = "without reranker"
 
 
-def rank_run(eval_set: EvalSet, flat_scores: list[float]) -> torch.Tensor:
+def rank_run(eval_set: EvalSet, flat_scores: list[float], first_stage: bool = False) -> torch.Tensor:
     """Per-query 1-based rank of the best relevant candidate (0: none): ``[Q]``."""
-    scores, relevance, mask = eval_set.dense(flat_scores)
+    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
     return first_relevant_rank(scores, relevance, mask)
 
 
@@ -40,10 +40,15 @@ def per_query_values(rank: torch.Tensor, mrr_k: int, hit_ks: tuple[int, ...]) ->
 
 
 def summarise(
-    eval_set: EvalSet, flat_scores: list[float], rows: list[int], mrr_k: int, hit_ks: tuple[int, ...]
+    eval_set: EvalSet,
+    flat_scores: list[float],
+    rows: list[int],
+    mrr_k: int,
+    hit_ks: tuple[int, ...],
+    first_stage: bool = False,
 ) -> dict[str, float]:
-    """``ranking_metrics`` over the queries ``rows`` of the set."""
-    scores, relevance, mask = eval_set.dense(flat_scores)
+    """``ranking_metrics`` over the queries ``rows`` of the set (forced golds are misses for the first stage)."""
+    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
     index = torch.tensor(rows, dtype=torch.long)
     metrics = ranking_metrics(mrr_k, hit_ks)
     for metric in metrics.values():
@@ -88,10 +93,13 @@ def evaluate(
     """Table, per-query values, slices and paired tests for scored runs (flat scores in ``pairs()`` order)."""
     everything = list(range(len(eval_set)))
     names = [*(f"hit@{k}" for k in hit_ks), f"mrr@{mrr_k}"]
-    table = {run: summarise(eval_set, scores, everything, mrr_k, hit_ks) for run, scores in runs.items()}
+    table = {
+        run: summarise(eval_set, scores, everything, mrr_k, hit_ks, run == FIRST_STAGE)
+        for run, scores in runs.items()
+    }
     per_query = {}
     for run, scores in runs.items():
-        rank = rank_run(eval_set, scores)
+        rank = rank_run(eval_set, scores, run == FIRST_STAGE)
         per_query[run] = {"rank": rank.tolist(), **per_query_values(rank, mrr_k, hit_ks)}
     tests = []
     for a, b in compare:
@@ -102,7 +110,7 @@ def evaluate(
         kind: {
             bucket: {
                 "queries": len(rows),
-                **{r: summarise(eval_set, s, rows, mrr_k, hit_ks) for r, s in runs.items()},
+                **{r: summarise(eval_set, s, rows, mrr_k, hit_ks, r == FIRST_STAGE) for r, s in runs.items()},
             }
             for bucket, rows in buckets.items()
         }
