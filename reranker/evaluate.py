@@ -1,7 +1,8 @@
 """Evaluate rerankers on one evaluation set: ``python -m reranker.evaluate DATA [--corpus C] --model M ...``.
 
 Prints the table: one row for the first-stage order ("without reranker") and one per model, with hit@k
-(has-right-in-contexts) and MRR@10 from ``reranker.metrics`` (the code path validation uses); then each
+(has-right-in-contexts) and MRR@10 from ``reranker.metrics`` (the code path validation uses; a gold passage
+forced into the candidates is a miss for the first stage, which did not retrieve it); then each
 model against the first stage (or the ``--compare`` pairs) with a paired test, and the same metrics per
 slice: query length and whether the gold passage was forced into the candidates. ``--out DIR`` writes
 ``results.json`` (table, per-query ranks and reciprocal ranks, slices, tests) and ``results.md``.
