@@ -1,0 +1,242 @@
+"""Evaluation sets: each query with its candidates in first-stage order and which of them are relevant.
+
+Three formats are read into one :class:`EvalSet`:
+
+- **queries + corpus** (``.jsonl`` with ``--corpus``): queries ``{qid, query, candidate_ids, pos_ids}`` (optional
+  ``forced``: the gold was put in by ``prepare candidates``) and a corpus ``{id, text}``. Every ``pos_ids``
+  entry must be among ``candidate_ids``; a gold passage the first stage missed is an error here (force it in).
+- **RAG-style CSV** (``.csv``): one row per question with columns ``question``, ``contexts`` (a JSON list of
+  the retrieved texts, in order) and ``gold_context`` (text) or ``gold_index`` (0-based; empty or -1 when the
+  first stage missed it); optional ``qid``. A gold absent from the contexts counts as a miss, not an error.
+- **triplets** (``.jsonl`` alone): ``{query, pos, neg}``; candidates are ``pos + neg`` (a ``neg`` equal to a
+  ``pos`` is dropped), so the gold is always present and the "first-stage order" puts it first.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reranker.data.triplets import expand_paths, iter_records
+from reranker.errors import InputError
+
+
+@dataclass
+class EvalSet:
+    """Queries, their candidate texts in first-stage order, relevance flags, and forced-gold flags."""
+
+    qids: list[str]
+    queries: list[str]
+    candidates: list[list[str]]
+    relevant: list[list[bool]]
+    forced: list[bool] | None = None
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every ``(query, candidate)`` pair, query by query."""
+        return [(q, c) for q, cands in zip(self.queries, self.candidates, strict=True) for c in cands]
+
+    def dense(
+        self, flat_scores: list[float], drop_forced: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores (in :meth:`pairs` order) → ``scores``, ``relevance``, ``candidate_mask``, each ``[Q, C]``.
+
+        ``drop_forced`` marks no candidate relevant for queries whose gold was forced in, so that they
+        count as misses: the first stage did not retrieve their gold.
+        """
+        width = max(len(c) for c in self.candidates)
+        scores = torch.zeros(len(self), width, dtype=torch.float64)
+        relevance = torch.zeros(len(self), width, dtype=torch.bool)
+        mask = torch.zeros(len(self), width, dtype=torch.bool)
+        start = 0
+        for row, flags in enumerate(self.relevant):
+            scores[row, : len(flags)] = torch.tensor(
+                flat_scores[start : start + len(flags)], dtype=torch.float64
+            )
+            relevance[row, : len(flags)] = torch.tensor(flags)
+            mask[row, : len(flags)] = True
+            start += len(flags)
+        if start != len(flat_scores):
+            raise ValueError(f"expected {start} scores, got {len(flat_scores)}")
+        if drop_forced and self.forced is not None:
+            relevance[torch.tensor(self.forced, dtype=torch.bool)] = False
+        return scores, relevance, mask
+
+    def first_stage_scores(self) -> list[float]:
+        """Scores that reproduce the candidate order: the first candidate scores highest."""
+        return [float(-position) for cands in self.candidates for position in range(len(cands))]
+
+
+def _jsonl(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` of every non-blank line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(
+                f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        records.append((number, record))
+    if not records:
+        raise InputError(f"{path}: file is empty")
+    return records
+
+
+def _strings(record: dict, name: str, where: str) -> list[str]:
+    value = record.get(name)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InputError(f"{where}: field '{name}' must be a list of strings, got {value!r:.60}")
+    return value
+
+
+def _string(record: dict, name: str, where: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: field '{name}' must be a non-empty string, got {value!r:.60}")
+    return value
+
+
+def read_corpus(path: str | Path) -> dict[str, str]:
+    """Corpus JSONL ``{id, text}`` → ``{id: text}``; duplicate ids are an error."""
+    path = Path(path)
+    corpus: dict[str, str] = {}
+    for number, record in _jsonl(path):
+        where = f"{path}, line {number}"
+        passage_id = _string(record, "id", where)
+        if passage_id in corpus:
+            raise InputError(f"{where}: field 'id': duplicate passage id {passage_id!r}")
+        corpus[passage_id] = _string(record, "text", where)
+    return corpus
+
+
+def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
+    """Queries JSONL ``{qid, query, candidate_ids, pos_ids[, forced]}`` over a corpus JSONL ``{id, text}``."""
+    path, corpus = Path(path), read_corpus(corpus_path)
+    qids, queries, candidates, relevant, forced = [], [], [], [], []
+    for number, record in _jsonl(path):
+        where = f"{path}, line {number}"
+        qid = _string(record, "qid", where)
+        if qid in qids:
+            raise InputError(f"{where}: field 'qid': duplicate query id {qid!r}")
+        candidate_ids = _strings(record, "candidate_ids", where)
+        if not candidate_ids:
+            raise InputError(f"{where}: field 'candidate_ids' is empty (a query needs candidates)")
+        if len(set(candidate_ids)) != len(candidate_ids):
+            raise InputError(f"{where}: field 'candidate_ids' lists a passage twice")
+        unknown = next((c for c in candidate_ids if c not in corpus), None)
+        if unknown is not None:
+            raise InputError(
+                f"{where}: field 'candidate_ids': {unknown!r} is not in the corpus {corpus_path}"
+            )
+        pos_ids = _strings(record, "pos_ids", where)
+        absent = [p for p in pos_ids if p not in candidate_ids]
+        if not pos_ids or absent:
+            raise InputError(
+                f"{where}: field 'pos_ids' must name at least one passage of 'candidate_ids' "
+                f"(not among them: {absent}); force the gold in with `prepare candidates`"
+            )
+        qids.append(qid)
+        queries.append(_string(record, "query", where))
+        candidates.append([corpus[c] for c in candidate_ids])
+        relevant.append([c in pos_ids for c in candidate_ids])
+        forced.append(bool(record.get("forced", False)))
+    return EvalSet(qids, queries, candidates, relevant, forced)
+
+
+def read_rag_csv(path: str | Path) -> EvalSet:
+    """RAG-style CSV: ``question``, ``contexts`` (JSON list) and ``gold_context`` or ``gold_index``."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        gold_column = next((c for c in ("gold_context", "gold_index") if c in columns), None)
+        if "question" not in columns or "contexts" not in columns or gold_column is None:
+            raise InputError(
+                f"{path}: expected columns 'question', 'contexts' and 'gold_context' or 'gold_index'; "
+                f"found {columns}"
+            )
+        eval_set = EvalSet([], [], [], [])
+        for number, row in enumerate(reader, start=2):  # row 1 is the header
+            where = f"{path}, row {number}"
+            question = _string(row, "question", where)
+            try:
+                contexts = json.loads(row["contexts"] or "")
+            except json.JSONDecodeError:
+                contexts = None
+            if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+                raise InputError(
+                    f"{where}: field 'contexts' must be a JSON list of strings, got {row['contexts']!r:.60}"
+                )
+            if not contexts:
+                raise InputError(f"{where}: field 'contexts' is empty (a question needs candidates)")
+            qid = (row.get("qid") or "").strip() or str(number)
+            if qid in eval_set.qids:
+                raise InputError(f"{where}: field 'qid': duplicate query id {qid!r}")
+            relevant = [False] * len(contexts)
+            if gold_column == "gold_context":
+                relevant = [context == row["gold_context"] for context in contexts]
+            elif (row["gold_index"] or "").strip() not in ("", "-1"):
+                try:
+                    index = int(row["gold_index"])
+                except ValueError:
+                    index = -2
+                if not 0 <= index < len(contexts):
+                    raise InputError(
+                        f"{where}: field 'gold_index' must be an integer in [0, {len(contexts)}) or -1, "
+                        f"got {row['gold_index']!r}"
+                    )
+                relevant[index] = True
+            eval_set.qids.append(qid)
+            eval_set.queries.append(question)
+            eval_set.candidates.append(contexts)
+            eval_set.relevant.append(relevant)
+    if not eval_set.qids:
+        raise InputError(f"{path}: no rows")
+    return eval_set
+
+
+def read_triplet_eval(paths: str | Path | list[str | Path]) -> EvalSet:
+    """Triplet JSONL ``{query, pos, neg}``: candidates are ``pos + neg``."""
+    eval_set = EvalSet([], [], [], [])
+    for number, record in enumerate(iter_records(expand_paths(paths)), start=1):
+        pos = list(dict.fromkeys(record["pos"]))
+        neg = [text for text in dict.fromkeys(record["neg"]) if text not in pos]
+        eval_set.qids.append(str(number))
+        eval_set.queries.append(record["query"])
+        eval_set.candidates.append(pos + neg)
+        eval_set.relevant.append([True] * len(pos) + [False] * len(neg))
+    return eval_set
+
+
+def load_eval_set(path: str | Path, corpus: str | Path | None = None, fmt: str = "auto") -> EvalSet:
+    """Read an evaluation set; ``fmt`` is ``queries``, ``csv``, ``triplets`` or ``auto`` (by extension and corpus)."""
+    if fmt == "auto":
+        fmt = "csv" if str(path).endswith(".csv") else "queries" if corpus is not None else "triplets"
+    if fmt == "queries":
+        if corpus is None:
+            raise InputError(f"{path}: the queries format needs a corpus file (--corpus)")
+        return read_queries(path, corpus)
+    if fmt == "csv":
+        return read_rag_csv(path)
+    if fmt == "triplets":
+        return read_triplet_eval(path)
+    raise InputError(f"unknown evaluation format {fmt!r}; choose queries, csv, triplets or auto")

@@ -1,0 +1,239 @@
+"""Prepare training and evaluation data: ``python -m reranker.data.prepare {squad,candidates} ...``.
+
+``squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and ``eval/queries.jsonl`` +
+``eval/corpus.jsonl``, split by article title so that no passage or question is on two sides.
+``candidates``: for each evaluation query, the BM25 top-k over the evaluation corpus, in first-stage order,
+as queries JSONL ``{qid, query, candidate_ids, pos_ids, forced}``. A gold passage missing from the top k
+replaces the last candidate, and ``forced`` records it.
+The same inputs and seed give byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from reranker.data.bm25 import TOKENIZERS, BM25Index
+from reranker.data.squad import Article, Passage, Question, read_squad, split_by_title
+from reranker.errors import InputError
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> int:
+    """Write records one per line (UTF-8, keys in the given order); returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(lines), encoding="utf-8")
+    temporary.replace(path)  # nothing half-written under the final name
+    return len(lines)
+
+
+def _bears_answer(passage: Passage, question: Question) -> bool:
+    return passage.id in question.pos_ids or any(answer in passage.text for answer in question.answers)
+
+
+def _subsample(questions: list[Question], limit: int | None, rng: random.Random) -> list[Question]:
+    if limit is None or len(questions) <= limit:
+        return questions
+    keep = set(rng.sample(range(len(questions)), limit))
+    return [q for i, q in enumerate(questions) if i in keep]
+
+
+def _random_negatives(
+    passages: list[Passage], question: Question, taken: list[str], count: int, rng: random.Random
+) -> list[str]:
+    """``count`` random passage ids that bear no answer and are not in ``taken`` (fewer if none are left)."""
+    chosen, excluded = [], set(taken)
+    # Rejection sampling is fast while most passages are eligible; a full scan covers the rest.
+    for _ in range(8 * count + 32):
+        if len(chosen) == count:
+            return chosen
+        passage = passages[rng.randrange(len(passages))]
+        if passage.id not in excluded and not _bears_answer(passage, question):
+            chosen.append(passage.id)
+            excluded.add(passage.id)
+    eligible = [p.id for p in passages if p.id not in excluded and not _bears_answer(p, question)]
+    return chosen + rng.sample(eligible, min(count - len(chosen), len(eligible)))
+
+
+def build_triplets(
+    articles: list[Article],
+    num_random_negatives: int,
+    num_hard_negatives: int,
+    hard_window: tuple[int, int],
+    tokenizer: str,
+    rng: random.Random,
+    max_queries: int | None = None,
+) -> list[dict]:
+    """Triplets ``{query, pos, neg}``: BM25 negatives from ranks ``hard_window`` (1-based, inclusive) first,
+    then random passages of the same side; no negative contains an answer text of the question."""
+    passages = [p for article in articles for p in article.passages]
+    by_id = {p.id: p for p in passages}
+    questions = _subsample([q for article in articles for q in article.questions], max_queries, rng)
+    index = BM25Index([p.text for p in passages], tokenizer) if num_hard_negatives else None
+    triplets = []
+    for question in questions:
+        negatives: list[str] = []
+        if index is not None:
+            low, high = hard_window
+            for i in index.search(question.query, high)[low - 1 :]:
+                if len(negatives) == num_hard_negatives:
+                    break
+                if not _bears_answer(passages[i], question):
+                    negatives.append(passages[i].id)
+        negatives += _random_negatives(passages, question, negatives, num_random_negatives, rng)
+        triplets.append(
+            {
+                "query": question.query,
+                "pos": [by_id[i].text for i in question.pos_ids],
+                "neg": [by_id[i].text for i in negatives],
+            }
+        )
+    return triplets
+
+
+def prepare_squad(args: argparse.Namespace) -> dict:
+    articles = read_squad(args.input, args.sentences_per_passage)
+    fractions = {"eval": args.eval_fraction}
+    if args.val_fraction:
+        fractions["val"] = args.val_fraction
+    sides = split_by_title(articles, fractions, args.seed)
+    rng = random.Random(args.seed)
+    out = Path(args.out)
+    window = (args.hard_negative_window[0], args.hard_negative_window[1])
+    counts = {}
+    counts["train"] = write_jsonl(
+        out / "train.jsonl",
+        build_triplets(
+            sides["train"], args.num_random_negatives, args.num_hard_negatives, window, args.tokenizer, rng
+        ),
+    )
+    if "val" in sides:
+        # Validation groups: the BM25 top candidates of a held-out side, so val/mrr@10 tracks reranking.
+        val = build_triplets(
+            sides["val"],
+            0,
+            args.val_candidates - 1,
+            (1, 10 * args.val_candidates),
+            args.tokenizer,
+            rng,
+            args.max_val_queries,
+        )
+        counts["val"] = write_jsonl(out / "val.jsonl", val)
+    questions = _subsample([q for a in sides["eval"] for q in a.questions], args.max_eval_queries, rng)
+    counts["eval_queries"] = write_jsonl(
+        out / "eval" / "queries.jsonl",
+        ({"qid": q.id, "query": q.query, "pos_ids": q.pos_ids} for q in questions),
+    )
+    counts["eval_corpus"] = write_jsonl(
+        out / "eval" / "corpus.jsonl",
+        ({"id": p.id, "title": p.title, "text": p.text} for a in sides["eval"] for p in a.passages),
+    )
+    counts["articles"] = {side: len(items) for side, items in sorted(sides.items())}
+    return counts
+
+
+def _read_jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
+    records = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        for name, kind in fields.items():
+            if not isinstance(record, dict) or not isinstance(record.get(name), kind):
+                raise InputError(f"{path}, line {number}: field '{name}' must be a {kind.__name__}")
+        records.append(record)
+    return records
+
+
+def prepare_candidates(args: argparse.Namespace) -> dict:
+    corpus = _read_jsonl(Path(args.corpus), {"id": str, "text": str})
+    queries = _read_jsonl(Path(args.queries), {"qid": str, "query": str, "pos_ids": list})
+    ids = [record["id"] for record in corpus]
+    position = {passage_id: i for i, passage_id in enumerate(ids)}
+    if len(position) != len(ids):
+        raise InputError(f"{args.corpus}: duplicate passage ids")
+    index = BM25Index([record["text"] for record in corpus], args.tokenizer)
+    records, found, reciprocal = [], 0, 0.0
+    for number, query in enumerate(queries, start=1):
+        missing = [p for p in query["pos_ids"] if p not in position]
+        if missing or not query["pos_ids"]:
+            raise InputError(
+                f"{args.queries}, line {number}: field 'pos_ids' names no corpus passage {missing}"
+            )
+        ranked = [ids[i] for i in index.search(query["query"], args.top_k)]
+        rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
+        found += rank > 0
+        reciprocal += 1.0 / rank if 0 < rank <= 10 else 0.0
+        if not rank:
+            ranked[-1] = query["pos_ids"][0]
+        records.append({**query, "candidate_ids": ranked, "forced": not rank})
+    count = write_jsonl(Path(args.out), records)
+    summary = {
+        "tokenizer": args.tokenizer,
+        "top_k": args.top_k,
+        "queries": count,
+        "corpus": len(ids),
+        f"recall@{args.top_k}": round(found / max(count, 1), 6),
+        "mrr@10": round(reciprocal / max(count, 1), 6),
+        "forced": count - found,
+    }
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m reranker.data.prepare", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    squad = commands.add_parser("squad", help="SQuAD-format QA file -> triplets and an evaluation set")
+    squad.add_argument("input", help="SQuAD-format JSON file (e.g. KorQuAD_v1.0_dev.json)")
+    squad.add_argument("--out", required=True, help="output folder (keep it out of git)")
+    squad.add_argument("--sentences-per-passage", type=int, default=0, help="0: whole paragraphs")
+    squad.add_argument("--eval-fraction", type=float, default=0.3, help="share of titles for evaluation")
+    squad.add_argument("--val-fraction", type=float, default=0.0, help="share of titles for val.jsonl")
+    squad.add_argument("--val-candidates", type=int, default=10, help="candidates per validation query")
+    squad.add_argument("--max-val-queries", type=int, default=None)
+    squad.add_argument("--max-eval-queries", type=int, default=None)
+    squad.add_argument("--num-random-negatives", type=int, default=3)
+    squad.add_argument("--num-hard-negatives", type=int, default=0, help="BM25 negatives per triplet")
+    squad.add_argument("--hard-negative-window", type=int, nargs=2, default=(3, 50), metavar=("FROM", "TO"))
+    squad.add_argument("--tokenizer", choices=sorted(TOKENIZERS), default="bigram")
+    squad.add_argument("--seed", type=int, default=42)
+    candidates = commands.add_parser("candidates", help="BM25 top-k candidates for evaluation queries")
+    candidates.add_argument("--queries", required=True, help="queries JSONL {qid, query, pos_ids}")
+    candidates.add_argument("--corpus", required=True, help="corpus JSONL {id, text}")
+    candidates.add_argument("--out", required=True, help="queries JSONL with candidate_ids")
+    candidates.add_argument("--top-k", type=int, default=20)
+    candidates.add_argument("--tokenizer", choices=sorted(TOKENIZERS), default="bigram")
+    args = parser.parse_args(argv)
+    if args.command == "squad":
+        low, high = args.hard_negative_window
+        if not 1 <= low <= high:
+            parser.error(f"--hard-negative-window needs 1 <= FROM <= TO, got {low} {high}")
+    elif args.top_k < 1:
+        parser.error("--top-k must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        summary = prepare_squad(args) if args.command == "squad" else prepare_candidates(args)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
