@@ -141,3 +141,15 @@ def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_fil
     )
     assert result.returncode != 0 and f"error: {message}" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, triplet_files, tmp_path):
+    train_file, val_file = triplet_files
+    overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path)
+    cfg = compose_config([*overrides, "trainer.max_steps=2", "validate_before_training=false"])
+    metrics = train(cfg)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not list((tmp_path / "checkpoints").glob("step*.ckpt"))  # no validation ran: no best
+    assert (tmp_path / "export" / "model.safetensors").is_file()
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    assert 0.0 <= metrics["val/mrr@10"] <= 1.0
