@@ -13,8 +13,7 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     Lightning writes ``last.ckpt`` only at validations that also write a top-k checkpoint, so a run
     killed after a validation without improvement would resume from further back than necessary. The
     module skips steps whose loss is NaN or infinite; a validation inside such a streak would otherwise
-    save (and, as the first one, rank as best) a checkpoint of a diverging run. At the end of fit,
-    ``last.ckpt`` is written if steps were taken since the last save.
+    save (and, as the first one, rank as best) a checkpoint of a diverging run.
     """
 
     def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
@@ -29,12 +28,6 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # A fit stopped before its next validation (max_steps mid-epoch, max_time) would otherwise leave
-        # its last steps, or with no validation at all any checkpoint, unsaved and nothing to export.
-        if trainer.global_step > self._last_global_step_saved:
             self._refresh_last(trainer)
 
     def _refresh_last(self, trainer: L.Trainer) -> None:
