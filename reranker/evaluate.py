@@ -34,10 +34,8 @@ def rank_run(eval_set: EvalSet, flat_scores: list[float], first_stage: bool = Fa
 
 def per_query_values(rank: torch.Tensor, mrr_k: int, hit_ks: tuple[int, ...]) -> dict[str, list[float]]:
     """Per-query value of each metric, from ranks: reciprocal rank within ``mrr_k``, and hit within k."""
-    within = rank >= 1
-    values = {f"mrr@{mrr_k}": torch.where(within & (rank <= mrr_k), 1.0 / rank.clamp(min=1).double(), 0.0)}
-    values.update({f"hit@{k}": (within & (rank <= k)).double() for k in hit_ks})
-    return {name: value.tolist() for name, value in values.items()}
+    metrics = ranking_metrics(mrr_k, hit_ks)
+    return {name: metric.per_query(rank).tolist() for name, metric in metrics.items()}
 
 
 def summarise(

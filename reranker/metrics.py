@@ -67,6 +67,11 @@ class _RankMetric(Metric):
         """``[k]`` float64 per-query value for ranks ``1..k`` (ranks beyond k and misses are worth 0)."""
         raise NotImplementedError
 
+    def per_query(self, rank: torch.Tensor) -> torch.Tensor:
+        """``[Q]`` float64 value of each query from its first relevant rank (0 = no relevant candidate)."""
+        within = (rank >= 1) & (rank <= self.k)
+        return torch.where(within, self._value_at_rank(rank.clamp(min=1)), 0.0)
+
     @property
     def count(self) -> torch.Tensor:
         """Number of queries seen."""
