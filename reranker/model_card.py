@@ -29,6 +29,7 @@ MODULE_SETTINGS = (
     ("warmup_ratio", "warm-up share of steps"),
     ("weight_decay", "weight decay"),
     ("freeze_embeddings", "frozen word embeddings"),
+    ("dropout", "training dropout (None: the base model's)"),
 )
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from reranker.errors import InputError
 from reranker.losses import GroupCrossEntropy
 from reranker.metrics import ranking_metrics
 from reranker.modeling import load_cross_encoder, score_features
@@ -16,6 +17,14 @@ from reranker.modeling import load_cross_encoder, score_features
 
 class NonFiniteLossError(RuntimeError):
     """Training produced non-finite losses for too many steps in a row."""
+
+
+def set_dropout(model: nn.Module, probability: float) -> int:
+    """Set the probability of every ``nn.Dropout`` layer of ``model``; returns how many there are."""
+    layers = [module for module in model.modules() if isinstance(module, nn.Dropout)]
+    for layer in layers:
+        layer.p = probability
+    return len(layers)
 
 
 class RerankerModule(L.LightningModule):
@@ -31,6 +40,10 @@ class RerankerModule(L.LightningModule):
             of a small model's parameters; freezing it makes each optimiser step far cheaper).
         gradient_checkpointing: recompute encoder activations in the backward pass instead of keeping them:
             about a third more compute for far less activation memory (long inputs, large groups).
+        dropout: probability of every dropout layer of the model while training; None keeps the base
+            model's. The model's config (and so an export) keeps the base model's values. Dropout noise can
+            drown the weak early signal of a model that does not know the language yet (the offline demo
+            uses 0).
         mrr_k: cut-off of the MRR metric.
         hit_ks: cut-offs of the hit-rate metrics.
         max_nonfinite_in_a_row: training stops with :class:`NonFiniteLossError` after this many
@@ -47,11 +60,14 @@ class RerankerModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         freeze_embeddings: bool = False,
         gradient_checkpointing: bool = False,
+        dropout: float | None = None,
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
         max_nonfinite_in_a_row: int = 10,
     ) -> None:
         super().__init__()
+        if dropout is not None and not 0.0 <= dropout < 1.0:
+            raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
         self.save_hyperparameters()
         self.model = load_cross_encoder(model_name_or_path)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
@@ -60,6 +76,8 @@ class RerankerModule(L.LightningModule):
             self.model.get_input_embeddings().weight.requires_grad_(False)
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if dropout is not None:
+            set_dropout(self.model, dropout)
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0

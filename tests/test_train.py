@@ -129,6 +129,7 @@ def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_pa
         ("model.model_name_or_path=/no/such/model", "model path /no/such/model does not exist"),
         ("data.group_size=1", "data.group_size must be an integer >= 2"),
         ("data.train_files=/no/such/file.jsonl", "/no/such/file.jsonl: no such file or folder"),
+        ("model.dropout=1.5", "model.dropout must be in [0, 1) or null, got 1.5"),
     ],
 )
 def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_files, tmp_path):
