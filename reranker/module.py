@@ -19,12 +19,11 @@ class NonFiniteLossError(RuntimeError):
     """Training produced non-finite losses for too many steps in a row."""
 
 
-def set_dropout(model: nn.Module, probability: float) -> int:
-    """Set the probability of every ``nn.Dropout`` layer of ``model``; returns how many there are."""
-    layers = [module for module in model.modules() if isinstance(module, nn.Dropout)]
-    for layer in layers:
-        layer.p = probability
-    return len(layers)
+def set_dropout(model: nn.Module, probability: float) -> None:
+    """Set the probability of every ``nn.Dropout`` layer of ``model``."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = probability
 
 
 class RerankerModule(L.LightningModule):
