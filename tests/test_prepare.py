@@ -145,54 +145,24 @@ def test_bm25_tokenizers_and_tie_order():
     assert index.search("서울의 한강", 3) == [0, 1, 2]
 
 
+def one_paragraph(context: str, qas: list[dict]) -> dict:
+    """A SQuAD document with one article of one paragraph."""
+    return {"data": [{"title": "A", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
         ({"version": 1}, "field 'data' must be a list"),
         ({"data": [{"title": "A"}]}, "data[0]: field 'paragraphs' must be a list"),
         (
-            {
-                "data": [
-                    {
-                        "title": "A",
-                        "paragraphs": [
-                            {
-                                "context": "x",
-                                "qas": [
-                                    {
-                                        "id": "1",
-                                        "question": "q",
-                                        "answers": [{"text": "y", "answer_start": 0}],
-                                    }
-                                ],
-                            }
-                        ],
-                    }
-                ]
-            },  # fmt: skip
+            one_paragraph("x", [{"id": "1", "question": "q", "answers": [{"text": "y", "answer_start": 0}]}]),
             "qas[0].answers[0]: 'answer_start' 0 does not point at 'y'",
         ),
         (
-            {
-                "data": [
-                    {
-                        "title": "A",
-                        "paragraphs": [
-                            {
-                                "context": "x",
-                                "qas": [
-                                    {
-                                        "id": "1",
-                                        "question": "q",
-                                        "answers": [{"text": "x", "answer_start": 0}],
-                                    }
-                                ]
-                                * 2,
-                            }
-                        ],
-                    }
-                ]
-            },  # fmt: skip
+            one_paragraph(
+                "x", [{"id": "1", "question": "q", "answers": [{"text": "x", "answer_start": 0}]}] * 2
+            ),
             "qas[1]: duplicate question id '1'",
         ),
     ],
