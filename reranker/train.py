@@ -23,11 +23,11 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from reranker.config import register_resolvers
-from reranker.errors import InputError
-from reranker.export import export_checkpoint
-from reranker.module import NonFiniteLossError
-from reranker.report import format_comparison
+from reranker.core.errors import InputError
+from reranker.core.tables import format_comparison
+from reranker.serving.export import export_checkpoint
+from reranker.training.config import register_resolvers
+from reranker.training.module import NonFiniteLossError
 
 register_resolvers()
 

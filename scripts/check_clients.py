@@ -25,7 +25,7 @@ from sentence_transformers import CrossEncoder
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from reranker import Reranker
-from reranker.config import sample_data_path
+from reranker.training.config import sample_data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

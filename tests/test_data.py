@@ -4,9 +4,16 @@ import random
 import pytest
 from conftest import make_records, write_jsonl
 
-from reranker.data import TripletDataModule, read_triplets
-from reranker.data.sampling import GroupSampler, TrainGroups, ValidationGroups, build_corpus, draw_negatives
-from reranker.errors import InputError
+from reranker.core.errors import InputError
+from reranker.core.triplets import read_triplets
+from reranker.training.datamodule import TripletDataModule
+from reranker.training.sampling import (
+    GroupSampler,
+    TrainGroups,
+    ValidationGroups,
+    build_corpus,
+    draw_negatives,
+)
 
 
 def test_reads_file_folder_and_list(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from conftest import make_records, write_jsonl
 from test_train import compose_config, run_cli, tiny_run_overrides
 
-from reranker.module import RerankerModule
+from reranker.training.module import RerankerModule
 
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")
 

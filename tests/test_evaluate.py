@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from reranker.data.evalsets import EvalSet, load_eval_set
-from reranker.errors import InputError
-from reranker.evaluate import FIRST_STAGE, evaluate, main
-from reranker.significance import paired_test
+from reranker.core.errors import InputError
+from reranker.evaluation.evalsets import EvalSet, load_eval_set
+from reranker.evaluation.evaluate import FIRST_STAGE, evaluate, main
+from reranker.evaluation.significance import paired_test
 
 CORPUS = [{"id": f"p{i}", "text": f"passage {i}"} for i in range(5)]
 QUERIES = [

@@ -8,9 +8,9 @@ import pytest
 from transformers import AutoConfig, AutoTokenizer
 
 from reranker import Reranker
-from reranker.export import export_checkpoint, main
-from reranker.model_card import describe_base_model
-from reranker.modeling import packaged_model_path
+from reranker.serving.export import export_checkpoint, main
+from reranker.serving.model_card import describe_base_model
+from reranker.serving.models import packaged_model_path
 
 PAIRS = [
     ("서울에 대한 질문", "서울은 대한민국의 수도이다"),

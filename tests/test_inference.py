@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 QUERY = "서울에 대한 질문 대한민국의 무엇인가"
 PASSAGES = [

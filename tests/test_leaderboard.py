@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from reranker.leaderboard import main
+from reranker.evaluation.leaderboard import main
 
 RUNS = {
     "0": (["model.lr=1e-5", "data.group_size=4", "experiment=demo_ko"], 0.30),

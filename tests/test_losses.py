@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from reranker.losses import GroupCrossEntropy
+from reranker.training.losses import GroupCrossEntropy
 
 
 def test_matches_hand_computed_value():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from reranker.metrics import MRR, HitRate, first_relevant_rank, ranking_metrics
+from reranker.evaluation.metrics import MRR, HitRate, first_relevant_rank, ranking_metrics
 
 
 def t(rows):

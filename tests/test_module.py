@@ -2,8 +2,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from reranker.errors import InputError
-from reranker.module import RerankerModule
+from reranker.core.errors import InputError
+from reranker.training.module import RerankerModule
 
 
 def _train_mode_scores(module: RerankerModule, model_dir: str) -> tuple[torch.Tensor, torch.Tensor]:

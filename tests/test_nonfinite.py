@@ -8,9 +8,9 @@ import torch
 from test_train import compose_config, run_cli, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from reranker.losses import GroupCrossEntropy
-from reranker.module import NonFiniteLossError, RerankerModule
 from reranker.train import train
+from reranker.training.losses import GroupCrossEntropy
+from reranker.training.module import NonFiniteLossError, RerankerModule
 
 
 def overrides(model, triplet_files, output, *extra):

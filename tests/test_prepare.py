@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reranker.data.bm25 import BM25Index, bigram_tokens, whitespace_tokens
-from reranker.data.prepare import main
-from reranker.data.squad import chunk_paragraph, read_squad
-from reranker.errors import InputError
+from reranker.core.errors import InputError
+from reranker.preparation.bm25 import BM25Index, bigram_tokens, whitespace_tokens
+from reranker.preparation.squad import chunk_paragraph, read_squad
+from reranker.prepare import main
 
 CITIES = ["서울", "부산", "대구", "인천", "광주", "대전", "울산", "수원"]
 

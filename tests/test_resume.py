@@ -85,7 +85,7 @@ def test_ckpt_path_last_picks_the_newest_checkpoint_or_none(tmp_path):
 
 
 def test_ckpt_path_that_does_not_exist_is_an_input_error(tmp_path):
-    from reranker.errors import InputError
+    from reranker.core.errors import InputError
 
     with pytest.raises(InputError, match="ckpt_path /no/such.ckpt does not exist"):
         resolve_ckpt_path("/no/such.ckpt", tmp_path)

@@ -9,9 +9,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from reranker.config import register_resolvers
-from reranker.module import RerankerModule
 from reranker.train import train
+from reranker.training.config import register_resolvers
+from reranker.training.module import RerankerModule
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
@@ -45,7 +45,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     cfg = compose_config(
         [f"experiment={experiment}", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
     )
-    assert cfg.model._target_ == "reranker.module.RerankerModule"
+    assert cfg.model._target_ == "reranker.training.module.RerankerModule"
     assert cfg.model.group_size == cfg.data.group_size
     assert cfg.data.tokenizer_name_or_path == cfg.model.model_name_or_path
 

@@ -12,7 +12,7 @@ work=$here/work
 mkdir -p "$work" "$here/configs"
 
 # 1. KorQuAD dev → title-disjoint train / val / eval, 2-sentence passages.
-$PYTHON -m reranker.data.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.json" --out "$work/data" \
+$PYTHON -m reranker.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.json" --out "$work/data" \
   --sentences-per-passage 2 --eval-fraction 0.3 --val-fraction 0.05 --val-candidates 10 --max-val-queries 48 \
   --max-eval-queries 200 --num-random-negatives 3 --num-hard-negatives 4 --hard-negative-window 3 50 --seed 42
 
@@ -22,17 +22,17 @@ $PYTHON -m reranker.data.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.js
   echo "| tokenizer | queries | corpus | recall@20 | mrr@10 | gold forced in |"
   echo "|---|---|---|---|---|---|"
   for tokenizer in whitespace bigram kiwi; do
-    $PYTHON -m reranker.data.prepare candidates --queries "$work/data/eval/queries.jsonl" \
+    $PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl" \
       --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_$tokenizer.jsonl" \
       --top-k 20 --tokenizer "$tokenizer" |
       $PYTHON -c 'import json, sys; print("| %(tokenizer)s | %(queries)d | %(corpus)d | %(recall@20).4f | %(mrr@10).4f | %(forced)d |" % json.load(sys.stdin))'
   done
 } >"$here/bm25_tokenizers.md"
-$PYTHON -m reranker.data.prepare candidates --queries "$work/data/eval/queries.jsonl" \
+$PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl" \
   --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_top10.jsonl" --top-k 10 --tokenizer bigram
 
 # 3. Base models: the embedded all-MiniLM-L6-v2 and multilingual-e5-small (built offline).
-minilm=$($PYTHON -c 'from reranker.modeling import packaged_model_path; print(packaged_model_path())')
+minilm=$($PYTHON -c 'from reranker.serving.models import packaged_model_path; print(packaged_model_path())')
 [ -f "$work/me5-small/model.safetensors" ] || "$shared/tools/me5-small/convert.sh" "$work/me5-small" "$PYTHON"
 
 # 4. Fine-tune each on the train side (CPU: 16 steps of 8 queries x 4 passages, validation every 8).

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 # A sentence ends at . ! ? (optionally closed by a quote or bracket) followed by whitespace.
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 FEATURES = datasets.Features(
     {

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from reranker.errors import InputError
-from reranker.losses import GroupCrossEntropy
-from reranker.metrics import ranking_metrics
-from reranker.modeling import load_cross_encoder, score_features
+from reranker.core.errors import InputError
+from reranker.evaluation.metrics import ranking_metrics
+from reranker.serving.models import load_cross_encoder, score_features
+from reranker.training.losses import GroupCrossEntropy
 
 
 class NonFiniteLossError(RuntimeError):

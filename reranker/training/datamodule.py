@@ -9,17 +9,17 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
-from reranker.data.collate import PairEncoder, TrainCollator, ValidationCollator
-from reranker.data.sampling import (
+from reranker.core.errors import InputError
+from reranker.core.triplets import read_triplets
+from reranker.serving.models import PairEncoder, resolve_model_path
+from reranker.training.collate import TrainCollator, ValidationCollator
+from reranker.training.sampling import (
     GroupSampler,
     TrainGroups,
     ValidationGroups,
     build_corpus,
     check_corpus_fills_groups,
 )
-from reranker.data.triplets import read_triplets
-from reranker.errors import InputError
-from reranker.modeling import resolve_model_path
 
 
 class ResumableDataLoader(DataLoader):

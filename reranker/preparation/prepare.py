@@ -1,4 +1,4 @@
-"""Prepare training and evaluation data: ``python -m reranker.data.prepare {squad,candidates} ...``.
+"""Prepare training and evaluation data: ``python -m reranker.prepare {squad,candidates} ...``.
 
 ``squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and ``eval/queries.jsonl`` +
 ``eval/corpus.jsonl``, split by article title so that no passage or question is on two sides.
@@ -16,9 +16,9 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from reranker.data.bm25 import TOKENIZERS, BM25Index
-from reranker.data.squad import Article, Passage, Question, read_squad, split_by_title
-from reranker.errors import InputError
+from reranker.core.errors import InputError
+from reranker.preparation.bm25 import TOKENIZERS, BM25Index
+from reranker.preparation.squad import Article, Passage, Question, read_squad, split_by_title
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> int:
@@ -192,9 +192,7 @@ def prepare_candidates(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m reranker.data.prepare", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m reranker.prepare", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     squad = commands.add_parser("squad", help="SQuAD-format QA file -> triplets and an evaluation set")
     squad.add_argument("input", help="SQuAD-format JSON file (e.g. KorQuAD_v1.0_dev.json)")

@@ -3,27 +3,8 @@
 from __future__ import annotations
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
-
-class PairEncoder:
-    """Tokenises (query, passage) pairs with dynamic padding to the longest pair of the batch."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-
-    def __call__(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
-        return dict(
-            self.tokenizer(
-                queries,
-                passages,
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            )
-        )
+from reranker.serving.models import PairEncoder
 
 
 class TrainCollator:

@@ -9,9 +9,8 @@ from typing import NamedTuple
 import torch
 from transformers import AutoTokenizer
 
-from reranker.data.collate import PairEncoder
-from reranker.errors import InputError
-from reranker.modeling import load_cross_encoder, resolve_model_path, score_features
+from reranker.core.errors import InputError
+from reranker.serving.models import PairEncoder, load_cross_encoder, resolve_model_path, score_features
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")
@@ -54,7 +53,7 @@ class Reranker:
             raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
         dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
-            from reranker.export import load_checkpoint
+            from reranker.serving.export import load_checkpoint
 
             module, metadata = load_checkpoint(name_or_path)
             self.model = module.model

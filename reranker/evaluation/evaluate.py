@@ -1,0 +1,274 @@
+"""Evaluate rerankers on one evaluation set: ``python -m reranker.evaluate DATA [--corpus C] --model M ...``.
+
+Prints the table: one row for the first-stage order ("without reranker") and one per model, with hit@k
+(has-right-in-contexts) and MRR@10 from ``reranker.evaluation.metrics`` (the code path validation uses; a gold passage
+forced into the candidates is a miss for the first stage, which did not retrieve it); then each
+model against the first stage (or the ``--compare`` pairs) with a paired test, and the same metrics per
+slice: query length and whether the gold passage was forced into the candidates. ``--out DIR`` writes
+``results.json`` (table, per-query ranks and reciprocal ranks, slices, tests) and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from reranker.core.errors import InputError
+from reranker.evaluation.evalsets import EvalSet, load_eval_set
+from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics
+from reranker.evaluation.significance import paired_test
+
+FIRST_STAGE = "without reranker"
+
+
+def rank_run(eval_set: EvalSet, flat_scores: list[float], first_stage: bool = False) -> torch.Tensor:
+    """Per-query 1-based rank of the best relevant candidate (0: none): ``[Q]``."""
+    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
+    return first_relevant_rank(scores, relevance, mask)
+
+
+def per_query_values(rank: torch.Tensor, mrr_k: int, hit_ks: tuple[int, ...]) -> dict[str, list[float]]:
+    """Per-query value of each metric, from ranks: reciprocal rank within ``mrr_k``, and hit within k."""
+    metrics = ranking_metrics(mrr_k, hit_ks)
+    return {name: metric.per_query(rank).tolist() for name, metric in metrics.items()}
+
+
+def summarise(
+    eval_set: EvalSet,
+    flat_scores: list[float],
+    rows: list[int],
+    mrr_k: int,
+    hit_ks: tuple[int, ...],
+    first_stage: bool = False,
+) -> dict[str, float]:
+    """``ranking_metrics`` over the queries ``rows`` of the set (forced golds are misses for the first stage)."""
+    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
+    index = torch.tensor(rows, dtype=torch.long)
+    metrics = ranking_metrics(mrr_k, hit_ks)
+    for metric in metrics.values():
+        metric.update(scores[index], relevance[index], mask[index])
+    return {name: float(metric.compute()) for name, metric in metrics.items()}
+
+
+def slices(eval_set: EvalSet, length_edges: tuple[int, ...]) -> dict[str, dict[str, list[int]]]:
+    """Query rows by character length bucket and, where recorded, by whether the gold was forced in."""
+    bounds = [0, *length_edges, None]
+    by_length: dict[str, list[int]] = {}
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+        name = f"{low}-{high - 1} chars" if high is not None else f">={low} chars"
+        rows = [
+            i for i, q in enumerate(eval_set.queries) if len(q) >= low and (high is None or len(q) < high)
+        ]
+        if rows:
+            by_length[name] = rows
+    result = {"query length": by_length}
+    if eval_set.forced is not None:
+        result["gold"] = {
+            name: rows
+            for name, rows in (
+                ("retrieved", [i for i, f in enumerate(eval_set.forced) if not f]),
+                ("forced in", [i for i, f in enumerate(eval_set.forced) if f]),
+            )
+            if rows
+        }
+    return result
+
+
+def evaluate(
+    eval_set: EvalSet,
+    runs: dict[str, list[float]],
+    compare: list[tuple[str, str]],
+    mrr_k: int = 10,
+    hit_ks: tuple[int, ...] = (1, 3, 5),
+    length_edges: tuple[int, ...] = (20, 40),
+    samples: int = 10000,
+    seed: int = 0,
+) -> dict:
+    """Table, per-query values, slices and paired tests for scored runs (flat scores in ``pairs()`` order)."""
+    everything = list(range(len(eval_set)))
+    names = [*(f"hit@{k}" for k in hit_ks), f"mrr@{mrr_k}"]
+    table = {
+        run: summarise(eval_set, scores, everything, mrr_k, hit_ks, run == FIRST_STAGE)
+        for run, scores in runs.items()
+    }
+    per_query = {}
+    for run, scores in runs.items():
+        rank = rank_run(eval_set, scores, run == FIRST_STAGE)
+        per_query[run] = {"rank": rank.tolist(), **per_query_values(rank, mrr_k, hit_ks)}
+    tests = []
+    for a, b in compare:
+        for metric in (f"mrr@{mrr_k}", f"hit@{hit_ks[0]}"):
+            result = paired_test(per_query[a][metric], per_query[b][metric], samples, seed)
+            tests.append({"a": a, "b": b, "metric": metric, **result})
+    slice_tables = {
+        kind: {
+            bucket: {
+                "queries": len(rows),
+                **{r: summarise(eval_set, s, rows, mrr_k, hit_ks, r == FIRST_STAGE) for r, s in runs.items()},
+            }
+            for bucket, rows in buckets.items()
+        }
+        for kind, buckets in slices(eval_set, length_edges).items()
+    }
+    return {
+        "metrics": names,
+        "queries": len(eval_set),
+        "candidates": sum(len(c) for c in eval_set.candidates),
+        "table": table,
+        "tests": tests,
+        "slices": slice_tables,
+        "per_query": {"qids": eval_set.qids, **per_query},
+    }
+
+
+def format_rows(rows: list[list[str]], markdown: bool = False) -> str:
+    """Rows of cells (the first is the header) as aligned plain text or a Markdown table."""
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def format_table(table: dict[str, dict[str, float]], metrics: list[str], markdown: bool = False) -> str:
+    """The seed-style table: one row per run, one column per metric."""
+    rows = [["", *metrics]] + [[run, *(f"{values[m]:.4f}" for m in metrics)] for run, values in table.items()]
+    return format_rows(rows, markdown)
+
+
+def format_tests(tests: list[dict], markdown: bool = False) -> str:
+    """One line per paired test: difference, 95% interval and p-value."""
+    rows = [["b vs a", "metric", "difference", "95% interval", "p-value"]] + [
+        [f"{t['b']} vs {t['a']}", t["metric"], f"{t['difference']:+.4f}",
+         f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]", f"{t['p_value']:.4f}"]
+        for t in tests
+    ]  # fmt: skip
+    return format_rows(rows, markdown)
+
+
+def format_report(results: dict, markdown: bool = False) -> str:
+    """Table, tests and slice tables as one text (plain or Markdown)."""
+    metrics = results["metrics"]
+    parts = [
+        f"{results['queries']} queries, {results['candidates']} candidates",
+        format_table(results["table"], metrics, markdown),
+    ]
+    if results["tests"]:
+        parts += [
+            "paired tests (bootstrap 95% interval, permutation p-value)",
+            format_tests(results["tests"], markdown),
+        ]
+    for kind, buckets in results["slices"].items():
+        for bucket, values in buckets.items():
+            runs = {run: v for run, v in values.items() if run != "queries"}
+            parts += [
+                f"{kind}: {bucket} ({values['queries']} queries)",
+                format_table(runs, metrics, markdown),
+            ]
+    return "\n\n".join(parts) + "\n"
+
+
+def parse_model(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` or ``PATH`` (named by the path) → ``(name, path)``."""
+    name, separator, path = spec.partition("=")
+    return (name, path) if separator and name and path else (spec, spec)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m reranker.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="queries JSONL (with --corpus), RAG-style CSV, or triplet JSONL")
+    parser.add_argument("--corpus", help="corpus JSONL {id, text} for the queries format")
+    parser.add_argument("--format", default="auto", choices=["auto", "queries", "csv", "triplets"])
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
+                        help="a Hugging Face folder, hub name or .ckpt; repeat for several")  # fmt: skip
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"),
+                        help="test row B against row A (default: each model against the first stage)")  # fmt: skip
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--mrr-k", type=int, default=10)
+    parser.add_argument("--hit-ks", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument(
+        "--length-edges", type=int, nargs="*", default=[20, 40], help="query length buckets (chars)"
+    )
+    parser.add_argument("--samples", type=int, default=10000, help="bootstrap and permutation samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--cache", help="folder of model scores reused by later runs on the same pairs")
+    parser.add_argument("--out", help="folder for results.json and results.md")
+    return parser.parse_args(argv)
+
+
+def score_pairs(pairs: list[tuple[str, str]], path: str, args: argparse.Namespace) -> list[float]:
+    """Scores of a model, read from ``--cache`` when the same pairs were scored by the same model before."""
+    # A retrained model in the same place has new files: their sizes and times are part of the key.
+    files = (
+        sorted(Path(path).glob("*")) if Path(path).is_dir() else [Path(path)] if Path(path).is_file() else []
+    )
+    stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = json.dumps([path, stamp, args.max_length, args.seed, pairs])
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cached = Path(args.cache) / f"{key}.json" if args.cache else None
+    if cached is not None and cached.is_file():
+        return json.loads(cached.read_text())
+    from reranker.serving.inference import Reranker
+
+    print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
+    # A base model's new classification head is initialised at random: seed it for repeatable rows.
+    torch.manual_seed(args.seed)
+    scores = Reranker(path, max_length=args.max_length, device=args.device).score(pairs, args.batch_size)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(scores))
+    return scores
+
+
+def run(args: argparse.Namespace) -> dict:
+    eval_set = load_eval_set(args.data, args.corpus, args.format)
+    models = dict(parse_model(spec) for spec in args.model)
+    if len(models) != len(args.model) or FIRST_STAGE in models:
+        raise InputError(f"--model names must be unique and not {FIRST_STAGE!r}: {args.model}")
+    names = [FIRST_STAGE, *models]
+    unknown = [name for pair in args.compare for name in pair if name not in names]
+    if unknown:
+        raise InputError(f"--compare names unknown rows {unknown}; rows are {names}")
+    runs = {FIRST_STAGE: eval_set.first_stage_scores()}
+    pairs = eval_set.pairs()
+    for name, path in models.items():
+        runs[name] = score_pairs(pairs, path, args)
+    compare = [tuple(pair) for pair in args.compare] or [(FIRST_STAGE, name) for name in models]
+    return evaluate(
+        eval_set,
+        runs,
+        compare,
+        args.mrr_k,
+        tuple(args.hit_ks),
+        tuple(args.length_edges),
+        args.samples,
+        args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(format_report(results))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(
+            json.dumps(results, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+        )
+        (out / "results.md").write_text(format_report(results, markdown=True))
+    return results
+
+
+if __name__ == "__main__":
+    main()
