@@ -2,7 +2,8 @@
 
 ``train(cfg)`` builds the datamodule, module, trainer, callbacks and loggers from the Hydra config,
 validates the base model (zero-shot), fits, validates the best checkpoint, exports it as a Hugging Face
-folder and returns the metrics. ``main()`` returns the metric a sweep optimises.
+folder and returns the metrics. ``run(cfg)``, the Hydra task, returns the metric a sweep optimises;
+``main()`` checks the command line's config choices, then runs it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
-from reranker.training.config import register_resolvers
+from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
 
 register_resolvers()
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -79,9 +81,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
+    loss = hydra.utils.instantiate(cfg.loss)  # checks its arguments
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before anything heavy starts
-    module = hydra.utils.instantiate(cfg.model)
+    if loss.needs_teacher and not datamodule.has_teacher_scores:
+        raise InputError(
+            f"{cfg.data.train_files}: loss {type(loss).__name__} needs teacher scores, and no training record "
+            "carries them (give 'pos_scores'/'neg_scores' per record, or choose a loss such as loss=group_ce)"
+        )
+    module = hydra.utils.instantiate(cfg.model, loss=loss)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
@@ -169,7 +177,8 @@ def _input_error(err: BaseException | None) -> InputError | None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
+    """The Hydra task: train, and return the metric a sweep optimises."""
     try:
         metrics = train(cfg)
     except NonFiniteLossError as err:
@@ -185,6 +194,14 @@ def main(cfg: DictConfig) -> float | None:
             raise
         raise SystemExit(f"error: {cause}") from None
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
+
+
+def main() -> None:
+    """``python -m reranker.train [overrides]``: an unknown config choice stops in one line, before Hydra."""
+    problem = unknown_config_choice(sys.argv[1:], CONF_DIR)
+    if problem:
+        raise SystemExit(f"error: {problem}")
+    run()
 
 
 if __name__ == "__main__":

@@ -47,6 +47,23 @@ def make_records() -> list[dict]:
     return records
 
 
+def teacher_score(text: str) -> float:
+    """A made-up teacher score, different for each fixture passage, so that a test can tell them apart."""
+    return float(sum(map(ord, text)) % 1000) / 8
+
+
+def with_teacher_scores(records: list[dict]) -> list[dict]:
+    """The records with FlagEmbedding's ``pos_scores`` / ``neg_scores`` (one per passage, same order)."""
+    return [
+        {
+            **r,
+            "pos_scores": [teacher_score(t) for t in r["pos"]],
+            "neg_scores": [teacher_score(t) for t in r["neg"]],
+        }
+        for r in records
+    ]
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path

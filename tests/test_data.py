@@ -1,14 +1,18 @@
 import json
+import math
 import random
 
 import pytest
-from conftest import make_records, write_jsonl
+import torch
+from conftest import make_records, teacher_score, with_teacher_scores, write_jsonl
 
 from reranker.core.errors import InputError
-from reranker.core.triplets import read_triplets
+from reranker.core.triplets import has_teacher_scores, read_triplets
+from reranker.training.collate import TrainCollator
 from reranker.training.datamodule import TripletDataModule
 from reranker.training.sampling import (
     GroupSampler,
+    TrainGroup,
     TrainGroups,
     ValidationGroups,
     build_corpus,
@@ -43,6 +47,38 @@ def test_missing_neg_reads_as_empty(tmp_path):
         ('{"query": "q", "pos": "p"}', "line 2: field 'pos' must be a non-empty list of strings"),
         ('{"query": "q", "pos": ["p", 1]}', "line 2: field 'pos' must be a non-empty list of strings"),
         ('{"query": "q", "pos": ["p"], "neg": "n"}', "line 2: field 'neg' must be a list of strings"),
+        (
+            '{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1.0, 2.0]}',
+            "line 2: field 'pos_scores' has 2 scores for 1 passages in 'pos'",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "neg": ["n", "m"], "neg_scores": [1.0]}',
+            "line 2: field 'neg_scores' has 1 scores for 2 passages in 'neg'",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "neg_scores": [1.0]}',
+            "line 2: field 'neg_scores' has 1 scores for 0",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "pos_scores": 1.0}',
+            "line 2: field 'pos_scores' must be a list of finite",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "pos_scores": ["1"]}',
+            "line 2: field 'pos_scores' must be a list of finite",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "pos_scores": [true]}',
+            "line 2: field 'pos_scores' must be a list of finite",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "pos_scores": [NaN]}',
+            "line 2: field 'pos_scores' must be a list of finite",
+        ),
+        (
+            '{"query": "q", "pos": ["p"], "neg": ["n"], "neg_scores": [Infinity]}',
+            "line 2: field 'neg_scores' must be a list of finite",
+        ),
     ],
 )
 def test_bad_lines_name_file_line_and_field(tmp_path, line, message):
@@ -79,7 +115,7 @@ def test_groups_use_own_negatives_then_corpus(tmp_path):
     corpus = build_corpus(records)
     groups = TrainGroups(records, corpus, group_size=5)
     for index in range(len(records)):
-        query, passages = groups[(index, index * 7 + 1)]
+        passages = groups[(index, index * 7 + 1)].passages
         assert passages[0] in records[index]["pos"]
         assert records[index]["neg"][0] in passages[1:]
         assert not set(passages[1:]) & set(records[index]["pos"])
@@ -132,3 +168,104 @@ def test_datamodule_batches_have_configured_group_shape(triplet_files, tiny_xlmr
     val_batch = next(iter(module.val_dataloader()))
     assert val_batch["relevance"].shape == val_batch["row"].shape == val_batch["column"].shape
     assert json.dumps(val_batch["num_queries"])  # a plain int
+
+
+def test_teacher_scores_are_kept_through_the_cache_and_may_be_absent(tmp_path):
+    scored = with_teacher_scores(make_records()[:2])
+    plain = make_records()[2:3]
+    path = write_jsonl(tmp_path / "t.jsonl", [*scored, {**plain[0], "pos_scores": [7]}])
+    records = read_triplets(path)
+    assert records[0]["pos_scores"] == scored[0]["pos_scores"]
+    assert records[1]["neg_scores"] == scored[1]["neg_scores"]
+    assert records[2]["pos_scores"] == [7.0] and records[2]["neg_scores"] is None
+    assert has_teacher_scores(records)
+    assert not has_teacher_scores(read_triplets(write_jsonl(tmp_path / "p.jsonl", make_records())))
+
+
+def _own_scores(record: dict) -> dict[str, float]:
+    return {
+        **dict(zip(record["neg"], record["neg_scores"] or [], strict=False)),
+        **dict(zip(record["pos"], record["pos_scores"] or [], strict=False)),
+    }
+
+
+def test_sampled_groups_carry_the_teacher_score_of_each_passage_and_nan_for_corpus_fill(tmp_path):
+    """Groups of 4 from records with one own negative: two corpus negatives fill each group."""
+    raw = with_teacher_scores(make_records())
+    raw[1] = {key: value for key, value in raw[1].items() if key != "neg_scores"}  # its negative: unscored
+    records = read_triplets(write_jsonl(tmp_path / "t.jsonl", raw))
+    groups = TrainGroups(records, build_corpus(records), group_size=4, with_teacher_scores=True)
+    corpus_filled = 0
+    for index in range(len(records)):
+        group = groups[(index, 1000 + index)]
+        own = _own_scores(records[index])
+        assert group.passages[0] in records[index]["pos"] and group.labels == [1.0, 0.0, 0.0, 0.0]
+        for passage, score in zip(group.passages, group.teacher_scores, strict=True):
+            if passage in own:
+                assert score == own[passage] == teacher_score(passage)
+            else:
+                assert math.isnan(score)
+                corpus_filled += 1
+    assert corpus_filled == 2 * len(records) + 1  # two per group, and record 1's own unscored negative
+
+
+def test_groups_without_teacher_scores_carry_none(tmp_path):
+    records = read_triplets(write_jsonl(tmp_path / "t.jsonl", make_records()))
+    group = TrainGroups(records, build_corpus(records), group_size=3)[(0, 5)]
+    assert group.teacher_scores is None and group.labels == [1.0, 0.0, 0.0]
+
+
+class RecordingEncoder:
+    """Stands in for PairEncoder: returns the pairs it was given."""
+
+    def __call__(self, queries: list[str], passages: list[str]) -> dict:
+        return {"queries": queries, "passages": passages}
+
+
+def test_collator_aligns_labels_and_teacher_scores_with_the_pairs():
+    groups = [
+        TrainGroup("q1", ["a", "b", "c"], [1.0, 0.0, 0.0], [3.0, math.nan, 1.0]),
+        TrainGroup("q2", ["d", "e", "f"], [1.0, 0.0, 0.0], [5.0, 4.0, math.nan]),
+    ]
+    batch = TrainCollator(RecordingEncoder())(groups)
+    assert batch["features"]["passages"] == ["a", "b", "c", "d", "e", "f"]
+    assert batch["features"]["queries"] == ["q1"] * 3 + ["q2"] * 3
+    assert batch["labels"].dtype == torch.float32
+    assert torch.equal(batch["labels"], torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    expected = torch.tensor([[3.0, math.nan, 1.0], [5.0, 4.0, math.nan]])
+    assert torch.equal(batch["teacher_scores"].isnan(), expected.isnan())
+    assert torch.equal(batch["teacher_scores"].nan_to_num(), expected.nan_to_num())
+    plain = [TrainGroup("q", ["a", "b"], [1.0, 0.0], None)]
+    assert "teacher_scores" not in TrainCollator(RecordingEncoder())(plain)
+
+
+@pytest.mark.parametrize("scored", [True, False])
+def test_datamodule_batches_carry_labels_and_teacher_scores_when_the_data_has_them(
+    scored, tmp_path, tiny_bert
+):
+    records = make_records()[:7]
+    path = write_jsonl(tmp_path / "t.jsonl", with_teacher_scores(records) if scored else records)
+    module = TripletDataModule(
+        str(path), tiny_bert, group_size=3, val_files=str(path), batch_size=2, num_workers=0
+    )
+    module.setup("fit")
+    assert module.has_teacher_scores is scored
+    module.encoder = RecordingEncoder()
+    batches = list(module.train_dataloader())
+    assert [batch["labels"].shape for batch in batches] == [(2, 3)] * 3 + [(1, 3)]  # a ragged last batch
+    for batch in batches:
+        assert torch.equal(batch["labels"][:, 0], torch.ones(len(batch["labels"])))
+        assert batch["labels"][:, 1:].sum() == 0
+        if not scored:
+            assert "teacher_scores" not in batch
+            continue
+        passages = batch["features"]["passages"]
+        scores = batch["teacher_scores"].reshape(-1).tolist()
+        own = {text: teacher_score(text) for r in records for text in r["pos"] + r["neg"]}
+        assert len(scores) == len(passages)
+        # Each record has one own negative: the third passage of every group is a corpus negative (NaN).
+        for position, (passage, score) in enumerate(zip(passages, scores, strict=True)):
+            if position % 3 == 2:
+                assert math.isnan(score)
+            else:
+                assert score == own[passage]

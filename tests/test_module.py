@@ -24,11 +24,11 @@ def _train_mode_scores(module: RerankerModule, model_dir: str) -> tuple[torch.Te
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
 def test_dropout_zero_makes_training_passes_deterministic_and_leaves_the_config(model_fixture, request):
     model_dir = request.getfixturevalue(model_fixture)
-    base = RerankerModule(model_dir, group_size=2)
+    base = RerankerModule(model_dir)
     first, second = _train_mode_scores(base, model_dir)
     assert not torch.equal(first, second)  # the base model's dropout (0.1) is active in training
 
-    module = RerankerModule(model_dir, group_size=2, dropout=0.0)
+    module = RerankerModule(model_dir, dropout=0.0)
     first, second = _train_mode_scores(module, model_dir)
     assert torch.equal(first, second)
     # The saved config (what an export writes) keeps the base model's dropout.
@@ -39,4 +39,4 @@ def test_dropout_zero_makes_training_passes_deterministic_and_leaves_the_config(
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])
 def test_a_dropout_outside_zero_to_one_is_refused(dropout, tiny_bert):
     with pytest.raises(InputError, match=r"model.dropout must be in \[0, 1\) or null"):
-        RerankerModule(tiny_bert, group_size=2, dropout=dropout)
+        RerankerModule(tiny_bert, dropout=dropout)

@@ -50,9 +50,9 @@ def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
     real_forward = GroupCrossEntropy.forward
     calls = {"count": 0}
 
-    def nan_on_calls_2_and_3(self, scores):
+    def nan_on_calls_2_and_3(self, scores, batch):
         calls["count"] += 1
-        loss = real_forward(self, scores)
+        loss = real_forward(self, scores, batch)
         return loss * float("nan") if calls["count"] in (2, 3) else loss
 
     monkeypatch.setattr(GroupCrossEntropy, "forward", nan_on_calls_2_and_3)
@@ -74,7 +74,7 @@ def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
 
 def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
     """fp16 needs a GPU; the GradScaler logic is the same on CPU: NaN gradients make it skip the step."""
-    module = RerankerModule(tiny_bert, group_size=3)
+    module = RerankerModule(tiny_bert)
     scaler = torch.amp.GradScaler("cpu")
     module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)

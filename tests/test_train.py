@@ -1,20 +1,26 @@
+import csv
+import inspect
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import hydra
 import pytest
 import torch
+from conftest import make_records, with_teacher_scores, write_jsonl
 from hydra import compose, initialize_config_dir
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.train import train
-from reranker.training.config import register_resolvers
+from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import RerankerModule
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
+LOSSES = sorted(p.stem for p in (Path(CONF) / "loss").glob("*.yaml"))
 register_resolvers()
 
 
@@ -46,7 +52,8 @@ def test_every_experiment_composes(experiment, tmp_path):
         [f"experiment={experiment}", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
     )
     assert cfg.model._target_ == "reranker.training.module.RerankerModule"
-    assert cfg.model.group_size == cfg.data.group_size
+    assert "group_size" not in cfg.model  # stated once, as data.group_size
+    assert cfg.loss._target_ == "reranker.training.losses.GroupCrossEntropy"
     assert cfg.data.tokenizer_name_or_path == cfg.model.model_name_or_path
 
 
@@ -154,3 +161,93 @@ def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, tr
     assert (tmp_path / "export" / "model.safetensors").is_file()
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
     assert 0.0 <= metrics["val/mrr@10"] <= 1.0
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_each_loss_config_mirrors_its_constructor(name, tmp_path):
+    cfg = compose_config([f"loss={name}", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"])
+    loss = hydra.utils.instantiate(cfg.loss)
+    parameters = inspect.signature(type(loss).__init__).parameters.values()
+    accepted = {p.name for p in parameters if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD}
+    assert set(cfg.loss) - {"_target_"} == accepted
+    for key in accepted:
+        assert getattr(loss, key) == cfg.loss[key]
+
+
+def scored_triplet_files(root: Path) -> tuple[str, str]:
+    records = with_teacher_scores(make_records())
+    train = write_jsonl(root / "train_scored.jsonl", records[::2] + records[1::4])
+    val = write_jsonl(root / "val_scored.jsonl", records[3::4])
+    return str(train), str(val)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_bert, tmp_path):
+    train_file, val_file = scored_triplet_files(tmp_path)
+    overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path / "run")
+    cfg = compose_config(
+        [
+            *overrides,
+            f"loss={name}",
+            "trainer.max_steps=3",
+            "validate_before_training=false",
+            "export_dir=null",
+        ]
+    )
+    metrics = train(cfg)
+    assert 0.0 <= metrics["val/mrr@10"] <= 1.0
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+    assert len(losses) == 3 and all(math.isfinite(value) for value in losses)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["loss=foo"], "unknown loss 'foo': choose one of bce, distill_kl, group_ce, margin_mse"),
+        (["loss=distill_kl", "loss.temperature=0"], "loss.temperature must be a number > 0, got 0"),
+        (["loss=distill_kl", "loss.alpha=1.5"], "loss.alpha must be a number in [0, 1], got 1.5"),
+        (
+            ["loss=margin_mse"],
+            "{train}: loss MarginMSE needs teacher scores, and no training record carries them",
+        ),
+    ],
+)
+def test_cli_reports_bad_loss_configuration(overrides, message, tiny_bert, triplet_files, tmp_path):
+    train_file, _ = triplet_files
+    result = run_cli(
+        f"model.model_name_or_path={tiny_bert}",
+        f"data.train_files={train_file}",
+        *overrides,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 1
+    # The error is one line, the last; nothing after it (no traceback, no Hydra report).
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message.format(train=train_file)}")
+    assert "Traceback" not in result.stderr and result.stderr.count("error") == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_cli_reports_teacher_scores_that_do_not_fit_their_passages(tiny_bert, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1.0], "neg_scores": [0.5]}\n'
+        '{"query": "r", "pos": ["s"], "neg": ["t"], "pos_scores": [1.0, 2.0], "neg_scores": [0.5]}\n'
+    )
+    result = run_cli(
+        f"model.model_name_or_path={tiny_bert}",
+        f"data.train_files={bad}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 1
+    assert f"error: {bad}, line 2: field 'pos_scores' has 2 scores for 1 passages in 'pos'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_only_plain_unknown_choices_are_refused_before_hydra():
+    conf = Path(CONF)
+    assert unknown_config_choice(["+loss=nope"], conf).startswith("unknown loss 'nope': choose one of bce,")
+    assert unknown_config_choice(["experiment=nope"], conf).startswith("unknown experiment 'nope'")
+    for fine in (["loss=bce"], ["loss=bce,nope"], ["logger=null"], ["model.lr=1"], ["data.train_files=x"]):
+        assert unknown_config_choice(fine, conf) is None
+    assert unknown_config_choice(["loss=nope", "hydra.searchpath=[file:///x]"], conf) is None

@@ -2,11 +2,16 @@
 
 Every line is checked before anything is cached, so a bad file fails with the file, line and field
 named. ``neg`` may be missing (the sampler then fills groups with random corpus passages).
+
+A record may carry FlagEmbedding's distillation fields ``pos_scores`` / ``neg_scores``: a teacher's
+score for each passage of ``pos`` / ``neg``, in the same order. Either may be missing (read as None:
+those passages have no teacher score); when present, it must hold one finite number per passage.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +24,9 @@ FEATURES = datasets.Features(
         "query": datasets.Value("string"),
         "pos": datasets.Sequence(datasets.Value("string")),
         "neg": datasets.Sequence(datasets.Value("string")),
+        # None where the record gives no teacher scores for those passages.
+        "pos_scores": datasets.Sequence(datasets.Value("float64")),
+        "neg_scores": datasets.Sequence(datasets.Value("float64")),
     }
 )
 
@@ -47,8 +55,28 @@ def _is_string_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+def _scores(record: dict, field: str, passages: list[str], where: str) -> list[float] | None:
+    """The teacher scores of ``record[field]``: None when absent, else one finite number per passage."""
+    scores = record.get(field)
+    if scores is None:
+        return None
+    passages_field = field.removesuffix("_scores")
+    if not isinstance(scores, list) or not all(
+        isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
+        for score in scores
+    ):
+        raise InputError(f"{where}: field '{field}' must be a list of finite numbers, got {scores!r:.60}")
+    if len(scores) != len(passages):
+        raise InputError(
+            f"{where}: field '{field}' has {len(scores)} scores for {len(passages)} passages in "
+            f"'{passages_field}' (one teacher score per passage, in the same order)"
+        )
+    return [float(score) for score in scores]
+
+
 def parse_line(line: str, where: str) -> dict[str, object]:
-    """Check one JSONL line and return ``{"query", "pos", "neg"}``; ``where`` names the file and line for errors."""
+    """Check one JSONL line and return ``{"query", "pos", "neg", "pos_scores", "neg_scores"}``;
+    ``where`` names the file and line for errors."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
@@ -68,7 +96,13 @@ def parse_line(line: str, where: str) -> dict[str, object]:
         neg = []
     if not _is_string_list(neg):
         raise InputError(f"{where}: field 'neg' must be a list of strings, got {neg!r:.60}")
-    return {"query": query, "pos": pos, "neg": neg}
+    return {
+        "query": query,
+        "pos": pos,
+        "neg": neg,
+        "pos_scores": _scores(record, "pos_scores", pos, where),
+        "neg_scores": _scores(record, "neg_scores", neg, where),
+    }
 
 
 def iter_records(files: list[Path]) -> Iterator[dict[str, object]]:
@@ -89,6 +123,13 @@ def _generate(files: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[
     # `stamps` (size, mtime) only serve the cache fingerprint: an edited file is read again.
     del stamps
     yield from iter_records([Path(f) for f in files])
+
+
+def has_teacher_scores(records: datasets.Dataset) -> bool:
+    """Whether any record of ``records`` gives a teacher score (``pos_scores`` or ``neg_scores``)."""
+    columns = ["pos_scores", "neg_scores"]
+    table = records.select_columns(columns).with_format("arrow")[:]
+    return any(table.column(name).null_count < table.num_rows for name in columns)
 
 
 def read_triplets(paths: str | Path | list[str | Path], cache_dir: str | None = None) -> datasets.Dataset:

@@ -47,7 +47,7 @@ def load_checkpoint(checkpoint_path: str | Path) -> tuple[RerankerModule, dict]:
     if not isinstance(hparams, dict) or "model_name_or_path" not in hparams or "state_dict" not in checkpoint:
         raise InputError(
             f"checkpoint {checkpoint_path} was not written by reranker.train: it lacks the "
-            "RerankerModule hyperparameters (model_name_or_path, group_size, ...)"
+            "RerankerModule hyperparameters (model_name_or_path, lr, ...)"
         )
     accepted = inspect.signature(RerankerModule.__init__).parameters
     module = RerankerModule(**{k: v for k, v in hparams.items() if k in accepted})

@@ -5,18 +5,30 @@ from __future__ import annotations
 import torch
 
 from reranker.serving.models import PairEncoder
+from reranker.training.sampling import TrainGroup
 
 
 class TrainCollator:
-    """``[(query, [pos, neg, ...]), ...]`` → ``{"features": ...}`` with pairs ordered query by query."""
+    """Training groups → the batch a loss reads.
+
+    ``{"features": tokenised pairs [B * G], query-major, "labels": [B, G] float}``, plus
+    ``"teacher_scores": [B, G] float`` (NaN where a passage has none) when the groups carry them.
+    """
 
     def __init__(self, encoder: PairEncoder) -> None:
         self.encoder = encoder
 
-    def __call__(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
-        queries = [query for query, passages in groups for _ in passages]
-        passages = [passage for _, group in groups for passage in group]
-        return {"features": self.encoder(queries, passages)}
+    def __call__(self, groups: list[TrainGroup]) -> dict[str, object]:
+        queries = [group.query for group in groups for _ in group.passages]
+        passages = [passage for group in groups for passage in group.passages]
+        batch = {
+            "features": self.encoder(queries, passages),
+            "labels": torch.tensor([group.labels for group in groups], dtype=torch.float32),  # [B, G]
+        }
+        if groups[0].teacher_scores is not None:
+            scores = [group.teacher_scores for group in groups]
+            batch["teacher_scores"] = torch.tensor(scores, dtype=torch.float32)  # [B, G]
+        return batch
 
 
 class ValidationCollator:

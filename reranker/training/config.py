@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -34,3 +35,27 @@ def sweep_group(task_name: str) -> str:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return f"{task_name}/{Path(HydraConfig.get().sweep.dir).name}"
     return task_name
+
+
+# Command-line options that point Hydra at more config folders: with them, other choices may exist.
+_SEARCH_PATH_OPTIONS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
+
+
+def unknown_config_choice(overrides: list[str], conf_dir: Path) -> str | None:
+    """The problem with the first ``group=name`` override that names no file of ``conf_dir/group/``, or None.
+
+    Hydra reports such a choice over a dozen lines; this names the group and its options in one.
+    Only plain choices are checked (``loss=foo``, ``+loss=foo``); sweeps, ``null`` and package
+    overrides (``group@pkg=...``) are left to Hydra, as is everything when another config folder is added.
+    """
+    if any(arg.split("=", 1)[0] in _SEARCH_PATH_OPTIONS for arg in overrides):
+        return None
+    for arg in overrides:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if not sep or not re.fullmatch(r"[\w-]+", value) or value == "null" or "@" in key or "." in key:
+            continue
+        group = conf_dir / key
+        if group.is_dir() and not (group / f"{value}.yaml").is_file():
+            options = ", ".join(sorted(path.stem for path in group.glob("*.yaml")))
+            return f"unknown {key} '{value}': choose one of {options} (files of {group})"
+    return None

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
-from reranker.core.triplets import read_triplets
+from reranker.core.triplets import has_teacher_scores, read_triplets
 from reranker.serving.models import PairEncoder, resolve_model_path
 from reranker.training.collate import TrainCollator, ValidationCollator
 from reranker.training.sampling import (
@@ -41,6 +41,9 @@ class ResumableDataLoader(DataLoader):
 
 class TripletDataModule(L.LightningDataModule):
     """Training groups of ``group_size`` pairs per query and validation groups of all candidates per query.
+
+    Training batches are ``{"features", "labels" [B, G], "teacher_scores" [B, G]}``, the last only when
+    the training records carry teacher scores (see :class:`reranker.training.collate.TrainCollator`).
 
     Args:
         train_files: a JSONL file, a list of files, or a folder of ``*.jsonl`` files.
@@ -94,6 +97,8 @@ class TripletDataModule(L.LightningDataModule):
         self.seed = seed
         self.cache_dir = cache_dir
         self.train_groups: TrainGroups | None = None
+        # Whether the training records carry teacher scores (pos_scores/neg_scores); known after setup.
+        self.has_teacher_scores = False
         self.val_groups: ValidationGroups | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -107,7 +112,8 @@ class TripletDataModule(L.LightningDataModule):
             val = read_triplets(self.val_files, cache_dir=self.cache_dir)
         corpus = build_corpus(train)
         check_corpus_fills_groups(train, corpus, self.group_size, name=str(self.train_files))
-        self.train_groups = TrainGroups(train, corpus, self.group_size)
+        self.has_teacher_scores = has_teacher_scores(train)
+        self.train_groups = TrainGroups(train, corpus, self.group_size, self.has_teacher_scores)
         self.val_groups = ValidationGroups(val, corpus, self.min_val_candidates, seed=self.seed)
         tokenizer = AutoTokenizer.from_pretrained(
             resolve_model_path(self.tokenizer_name_or_path), use_fast=True

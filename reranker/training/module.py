@@ -1,4 +1,4 @@
-"""RerankerModule: a cross-encoder trained with listwise group cross-entropy and validated by MRR and hit@k."""
+"""RerankerModule: a cross-encoder trained with a configured loss (``conf/loss/``) and validated by MRR and hit@k."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ class RerankerModule(L.LightningModule):
 
     Args:
         model_name_or_path: Hugging Face folder or hub name of the base model.
-        group_size: pairs per training query; must match the datamodule's (configs interpolate it).
+        loss: the training objective, ``loss(scores [B, G], batch)`` (``reranker.training.losses``);
+            None: :class:`GroupCrossEntropy`. Not saved with the hyperparameters (a checkpoint loads
+            for inference without it; a run's config records it).
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay, not applied to biases and LayerNorm weights.
         warmup_ratio: share of the optimiser steps spent warming up linearly; the rest decays linearly to 0.
@@ -53,7 +55,7 @@ class RerankerModule(L.LightningModule):
     def __init__(
         self,
         model_name_or_path: str,
-        group_size: int,
+        loss: nn.Module | None = None,
         lr: float = 2e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
@@ -67,10 +69,10 @@ class RerankerModule(L.LightningModule):
         super().__init__()
         if dropout is not None and not 0.0 <= dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["loss"])
         self.model = load_cross_encoder(model_name_or_path)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
-        self.loss = GroupCrossEntropy(group_size)
+        self.loss = loss if loss is not None else GroupCrossEntropy()
         if freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         if gradient_checkpointing:
@@ -86,16 +88,17 @@ class RerankerModule(L.LightningModule):
         return score_features(self.model, features)  # [N]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        scores = self(batch["features"])  # [B * G]
-        loss = self.loss(scores)
+        labels = batch["labels"]  # [B, G]
+        # Pairs arrive query-major, so the flat scores fold into the labels' [B, G] shape.
+        scores = self(batch["features"]).view(labels.shape)  # [B, G]
+        loss = self.loss(scores, batch)
         if self._any_rank_nonfinite(loss):
             self._count_nonfinite_step()
             # Backward still runs (DDP ranks must all reduce gradients); the update is dropped before it.
             self.skip_optimizer_step = True
         else:
             self.nonfinite_in_a_row = 0
-            num_queries = scores.numel() // self.loss.group_size
-            self.log("train/loss", loss, prog_bar=True, batch_size=num_queries, sync_dist=True)
+            self.log("train/loss", loss, prog_bar=True, batch_size=labels.shape[0], sync_dist=True)
         # The same on every rank: the non-finite flag is reduced over ranks.
         self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
         return loss

@@ -3,7 +3,9 @@
 A training group is one query with one positive sampled from ``pos`` and ``group_size - 1`` negatives:
 first from the query's own ``neg``, then random passages from the corpus (every ``pos`` and ``neg`` text
 of the training files). A passage equal to one of the query's positives is never a negative, and no
-passage is drawn twice for a group while the pool allows.
+passage is drawn twice for a group while the pool allows. Each group carries its labels (1.0 for the
+positive, 0.0 for the negatives) and, when the data gives teacher scores, the score of each chosen
+passage in the same order (NaN for a passage without one, such as a random corpus negative).
 
 Randomness comes from a per-item seed chosen by :class:`GroupSampler` from (seed, epoch, index), so a
 group is the same whichever worker builds it, and different on every epoch.
@@ -11,8 +13,10 @@ group is the same whichever worker builds it, and different on every epoch.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import datasets
 from torch.utils.data import Dataset, Sampler
@@ -66,24 +70,62 @@ def draw_negatives(
     return chosen
 
 
-class TrainGroups(Dataset):
-    """Training groups: item ``(index, seed)`` → ``(query, [positive, negative, ...])`` of ``group_size``."""
+class TrainGroup(NamedTuple):
+    """One training query and its sampled passages, positive first, with what the loss needs of each."""
 
-    def __init__(self, records: datasets.Dataset, corpus: list[str], group_size: int) -> None:
+    query: str
+    passages: list[str]  # [G] the positive, then G - 1 negatives
+    labels: list[float]  # [G] 1.0 for the positive, 0.0 for each negative
+    teacher_scores: list[float] | None  # [G] NaN where a passage has none; None when the data has none
+
+
+def _teacher_score_of(texts: Sequence[str], scores: Sequence[float] | None) -> dict[str, float]:
+    """Text → teacher score; a text listed twice keeps its first score."""
+    if scores is None:
+        return {}
+    found: dict[str, float] = {}
+    for text, score in zip(texts, scores, strict=True):
+        found.setdefault(text, score)
+    return found
+
+
+class TrainGroups(Dataset):
+    """Training groups: item ``(index, seed)`` → a :class:`TrainGroup` of ``group_size`` passages.
+
+    With ``with_teacher_scores`` every group carries ``teacher_scores`` (NaN where the record gives none);
+    without, ``teacher_scores`` is None.
+    """
+
+    def __init__(
+        self,
+        records: datasets.Dataset,
+        corpus: list[str],
+        group_size: int,
+        with_teacher_scores: bool = False,
+    ) -> None:
         self.records = records
         self.corpus = corpus
         self.group_size = group_size
+        self.with_teacher_scores = with_teacher_scores
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[str, list[str]]:
+    def __getitem__(self, item: tuple[int, int]) -> TrainGroup:
         index, seed = item
         record = self.records[index]
         rng = random.Random(seed)
         positive = rng.choice(record["pos"])
         negatives = draw_negatives(rng, record["neg"], self.corpus, set(record["pos"]), self.group_size - 1)
-        return record["query"], [positive, *negatives]
+        passages = [positive, *negatives]
+        labels = [1.0] + [0.0] * len(negatives)
+        teacher_scores = None
+        if self.with_teacher_scores:
+            # Corpus negatives are never among the query's own (those are all taken first): they get NaN.
+            positive_score = _teacher_score_of(record["pos"], record["pos_scores"]).get(positive, math.nan)
+            negative_score = _teacher_score_of(record["neg"], record["neg_scores"])
+            teacher_scores = [positive_score] + [negative_score.get(text, math.nan) for text in negatives]
+        return TrainGroup(record["query"], passages, labels, teacher_scores)
 
 
 class ValidationGroups(Dataset):
