@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoTokenizer
 
 from reranker import Reranker
 from reranker.serving.export import export_checkpoint, main
-from reranker.serving.model_card import describe_base_model
+from reranker.serving.model_card import describe_base_model, render_model_card
 from reranker.serving.models import packaged_model_path
 
 PAIRS = [
@@ -31,6 +32,7 @@ def test_training_exports_config_and_a_model_card_with_the_run_settings_and_metr
         f"| training data | `{bert_run.parent / 'train.jsonl'}` |",
         "| peak learning rate (AdamW, linear warm-up and decay) | 0.001 |",
         "| group size (1 positive + negatives) | 3 |",
+        "with the loss `GroupCrossEntropy`.",
         "| queries per batch | 4 |",
         "| max tokens per pair | 64 |",
         "| max epochs | 1 |",
@@ -66,8 +68,8 @@ def test_a_checkpoint_outside_a_run_folder_gets_a_card_from_its_hyperparameters(
     checkpoint = tmp_path / "model.ckpt"
     shutil.copy(next((bert_run / "checkpoints").glob("step*.ckpt")), checkpoint)
     card = (export_checkpoint(checkpoint, tmp_path / "out") / "README.md").read_text()
-    assert "| group size (1 positive + negatives) | 3 |" in card and "| weight decay | 0.01 |" in card
-    assert "training data" not in card and "## Evaluation" not in card
+    assert "| weight decay | 0.01 |" in card
+    assert "training data" not in card and "group size" not in card and "## Evaluation" not in card
 
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys):
@@ -114,3 +116,11 @@ def test_a_generic_tokenizer_is_saved_under_a_name_transformers_4_knows(bert_run
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
     pair = ("서울에 대한 질문", "서울은 대한민국의 수도이다")
     assert AutoTokenizer.from_pretrained(out)(*pair) == AutoTokenizer.from_pretrained(tiny_bert)(*pair)
+
+
+def test_the_model_card_names_the_runs_loss_and_its_arguments():
+    config = OmegaConf.create(
+        {"loss": {"_target_": "reranker.training.losses.DistillKL", "alpha": 0.5, "temperature": 2.0}}
+    )
+    card = render_model_card("me/model", "BAAI/bge-reranker-base", {}, 10, config)
+    assert "by `reranker` with the loss `DistillKL` (alpha 0.5, temperature 2.0)." in card

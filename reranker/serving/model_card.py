@@ -62,6 +62,17 @@ def _config_value(config: dict, key: str) -> object:
     return value
 
 
+def _describe_loss(settings: dict) -> str:
+    """The training objective of the run's ``loss`` group, e.g. `` with `DistillKL` (alpha 0.5, temperature 2.0)``."""
+    loss = settings.get("loss")
+    if not isinstance(loss, dict) or "_target_" not in loss:
+        # Runs from before the loss group trained with group cross-entropy, the default since.
+        loss = {"_target_": "GroupCrossEntropy"}
+    name = str(loss["_target_"]).rsplit(".", 1)[-1]
+    arguments = ", ".join(f"{key} {value}" for key, value in loss.items() if key != "_target_")
+    return f" with the loss `{name}`" + (f" ({arguments})" if arguments else "")
+
+
 def _describe_data(value: object) -> str:
     """Data files as configured; the package's own sample data by name."""
     files = value if isinstance(value, list) else [value]
@@ -96,8 +107,7 @@ def render_model_card(
         "",
         "# Cross-encoder reranker",
         "",
-        f"Fine-tuned from `{base}` by `reranker` (listwise group cross-entropy over one positive and",
-        "several negatives per query).",
+        f"Fine-tuned from `{base}` by `reranker`{_describe_loss(settings) if run_config is not None else ''}.",
         "It scores a (query, passage) pair with one logit; a higher logit means a more relevant passage.",
         "",
         "## Usage",
@@ -130,8 +140,6 @@ def render_model_card(
     for key, label in MODULE_SETTINGS:
         if key in hparams:
             lines.append(f"| {label} | {hparams[key]} |")
-    if run_config is None and "group_size" in hparams:
-        lines.append(f"| group size (1 positive + negatives) | {hparams['group_size']} |")
     if run_config is not None:
         for key, label in RUN_SETTINGS:
             value = _config_value(settings, key)
