@@ -140,9 +140,9 @@ def test_validation_groups_top_up_with_fixed_random_candidates(tmp_path):
     corpus = build_corpus(records)
     once = ValidationGroups(records, corpus, min_candidates=6, seed=1)
     again = ValidationGroups(records, corpus, min_candidates=6, seed=1)
-    for (query, candidates, relevance), repeated in zip(once, again, strict=True):
-        assert len(candidates) == 6 and relevance == [True] + [False] * 5
-        assert (query, candidates, relevance) == repeated
+    for (query, candidates, relevance, first_stage), repeated in zip(once, again, strict=True):
+        assert len(candidates) == 6 and relevance == [True] + [False] * 5 and first_stage is None
+        assert (query, candidates, relevance, first_stage) == repeated
         assert candidates[0] not in candidates[1:]
 
 

@@ -197,7 +197,7 @@ def test_evaluate_with_a_model_writes_identical_reports(tiny_bert, queries_set, 
     ]
     first = main([*args, "--out", str(tmp_path / "a")])
     main([*args, "--out", str(tmp_path / "b"), "--cache", str(tmp_path / "cache")])
-    assert list(first["table"]) == [FIRST_STAGE, "tiny"]
+    assert list(first["table"]) == [FIRST_STAGE, "tiny", "tiny fused"]
     for name in ("results.json", "results.md"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert "| without reranker |" in (tmp_path / "a" / "results.md").read_text()

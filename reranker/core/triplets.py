@@ -6,6 +6,9 @@ named. ``neg`` may be missing (the sampler then fills groups with random corpus 
 A record may carry FlagEmbedding's distillation fields ``pos_scores`` / ``neg_scores``: a teacher's
 score for each passage of ``pos`` / ``neg``, in the same order. Either may be missing (read as None:
 those passages have no teacher score); when present, it must hold one finite number per passage.
+
+Optional ``pos_first_stage``/``neg_first_stage`` give the first stage's score of each ``pos``/``neg`` text
+(validation uses them to report the reranker fused with the first stage).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import datasets
 
 from reranker.core.errors import InputError
+from reranker.core.scores import check_scores
 
 FEATURES = datasets.Features(
     {
@@ -27,6 +31,8 @@ FEATURES = datasets.Features(
         # None where the record gives no teacher scores for those passages.
         "pos_scores": datasets.Sequence(datasets.Value("float64")),
         "neg_scores": datasets.Sequence(datasets.Value("float64")),
+        "pos_first_stage": datasets.Sequence(datasets.Value("float64")),
+        "neg_first_stage": datasets.Sequence(datasets.Value("float64")),
     }
 )
 
@@ -102,6 +108,23 @@ def parse_line(line: str, where: str) -> dict[str, object]:
         "neg": neg,
         "pos_scores": _scores(record, "pos_scores", pos, where),
         "neg_scores": _scores(record, "neg_scores", neg, where),
+        **_first_stage(record, pos, neg, where),
+    }
+
+
+def _first_stage(record: dict, pos: list[str], neg: list[str], where: str) -> dict[str, list[float] | None]:
+    """Optional first-stage scores beside ``pos`` and ``neg``: both or neither, one finite number per text."""
+    given = [name for name in ("pos_first_stage", "neg_first_stage") if record.get(name) is not None]
+    if not given:
+        return {"pos_first_stage": None, "neg_first_stage": None}
+    if len(given) == 1 and neg:
+        missing = ({"pos_first_stage", "neg_first_stage"} - set(given)).pop()
+        raise InputError(f"{where}: field '{missing}' is missing while '{given[0]}' is given (give both)")
+    return {
+        "pos_first_stage": check_scores(record.get("pos_first_stage"), len(pos), where, "pos_first_stage"),
+        "neg_first_stage": check_scores(
+            record.get("neg_first_stage") or [], len(neg), where, "neg_first_stage"
+        ),
     }
 
 

@@ -3,13 +3,20 @@
 Three formats are read into one :class:`EvalSet`:
 
 - **queries + corpus** (``.jsonl`` with ``--corpus``): queries ``{qid, query, candidate_ids, pos_ids}`` (optional
-  ``forced``: the gold was put in by ``prepare candidates``) and a corpus ``{id, text}``. Every ``pos_ids``
-  entry must be among ``candidate_ids``; a gold passage the first stage missed is an error here (force it in).
+  ``forced``: the gold was put in by ``prepare candidates``; optional ``candidate_scores``: the first stage's
+  score of each candidate) and a corpus ``{id, text}``. Every ``pos_ids`` entry must be among
+  ``candidate_ids``; a gold passage the first stage missed is an error here (force it in).
 - **RAG-style CSV** (``.csv``): one row per question with columns ``question``, ``contexts`` (a JSON list of
   the retrieved texts, in order) and ``gold_context`` (text) or ``gold_index`` (0-based; empty or -1 when the
-  first stage missed it); optional ``qid``. A gold absent from the contexts counts as a miss, not an error.
-- **triplets** (``.jsonl`` alone): ``{query, pos, neg}``; candidates are ``pos + neg`` (a ``neg`` equal to a
-  ``pos`` is dropped), so the gold is always present and the "first-stage order" puts it first.
+  first stage missed it); optional ``qid`` and ``scores`` (a JSON list of the first stage's score of each
+  context). A gold absent from the contexts counts as a miss, not an error.
+- **triplets** (``.jsonl`` alone): ``{query, pos, neg}`` with optional ``pos_first_stage``/``neg_first_stage``
+  (first-stage scores beside ``pos``/``neg``); candidates are ``pos + neg`` (a ``neg`` equal to a ``pos`` is
+  dropped), so the gold is always present and the "first-stage order" puts it first.
+
+First-stage scores (higher is better) are what fusion mixes with a reranker's; a query without them is fused
+with its first-stage order instead (the first candidate scoring highest). A score list whose length differs
+from the candidates', or a score that is not a finite number, is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -22,18 +29,21 @@ from pathlib import Path
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.scores import check_scores
 from reranker.core.triplets import expand_paths, iter_records
 
 
 @dataclass
 class EvalSet:
-    """Queries, their candidate texts in first-stage order, relevance flags, and forced-gold flags."""
+    """Queries, their candidate texts in first-stage order, relevance flags, forced-gold flags, and the
+    first stage's scores of the candidates where the data gives them (``None`` for a query without)."""
 
     qids: list[str]
     queries: list[str]
     candidates: list[list[str]]
     relevant: list[list[bool]]
     forced: list[bool] | None = None
+    first_stage: list[list[float] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -71,6 +81,18 @@ class EvalSet:
     def first_stage_scores(self) -> list[float]:
         """Scores that reproduce the candidate order: the first candidate scores highest."""
         return [float(-position) for cands in self.candidates for position in range(len(cands))]
+
+    def first_stage_fusion_scores(self) -> list[float]:
+        """The first stage's scores where given, else scores from its order (see :meth:`first_stage_scores`)."""
+        given = self.first_stage or [None] * len(self)
+        return [
+            score
+            for cands, scores in zip(self.candidates, given, strict=True)
+            for score in (scores if scores is not None else [float(-p) for p in range(len(cands))])
+        ]
+
+    def queries_with_first_stage_scores(self) -> int:
+        return sum(scores is not None for scores in self.first_stage or [])
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict]]:
@@ -127,7 +149,7 @@ def read_corpus(path: str | Path) -> dict[str, str]:
 def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
     """Queries JSONL ``{qid, query, candidate_ids, pos_ids[, forced]}`` over a corpus JSONL ``{id, text}``."""
     path, corpus = Path(path), read_corpus(corpus_path)
-    qids, queries, candidates, relevant, forced = [], [], [], [], []
+    qids, queries, candidates, relevant, forced, first_stage = [], [], [], [], [], []
     for number, record in _jsonl(path):
         where = f"{path}, line {number}"
         qid = _string(record, "qid", where)
@@ -155,7 +177,11 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
         candidates.append([corpus[c] for c in candidate_ids])
         relevant.append([c in pos_ids for c in candidate_ids])
         forced.append(bool(record.get("forced", False)))
-    return EvalSet(qids, queries, candidates, relevant, forced)
+        scores = record.get("candidate_scores")
+        first_stage.append(
+            None if scores is None else check_scores(scores, len(candidate_ids), where, "candidate_scores")
+        )
+    return EvalSet(qids, queries, candidates, relevant, forced, first_stage)
 
 
 def read_rag_csv(path: str | Path) -> EvalSet:
@@ -174,7 +200,7 @@ def read_rag_csv(path: str | Path) -> EvalSet:
                 f"{path}: expected columns 'question', 'contexts' and 'gold_context' or 'gold_index'; "
                 f"found {columns}"
             )
-        eval_set = EvalSet([], [], [], [])
+        eval_set = EvalSet([], [], [], [], first_stage=[])
         for number, row in enumerate(reader, start=2):  # row 1 is the header
             where = f"{path}, row {number}"
             question = _string(row, "question", where)
@@ -209,22 +235,51 @@ def read_rag_csv(path: str | Path) -> EvalSet:
             eval_set.queries.append(question)
             eval_set.candidates.append(contexts)
             eval_set.relevant.append(relevant)
+            eval_set.first_stage.append(_csv_scores(row, len(contexts), where))
     if not eval_set.qids:
         raise InputError(f"{path}: no rows")
     return eval_set
 
 
+def _csv_scores(row: dict, count: int, where: str) -> list[float] | None:
+    """The optional ``scores`` cell: a JSON list of first-stage scores, one per context."""
+    cell = (row.get("scores") or "").strip()
+    if not cell:
+        return None
+    try:
+        scores = json.loads(cell)
+    except json.JSONDecodeError:
+        raise InputError(
+            f"{where}: field 'scores' must be a JSON list of numbers, got {cell!r:.60}"
+        ) from None
+    return check_scores(scores, count, where, "scores")
+
+
 def read_triplet_eval(paths: str | Path | list[str | Path]) -> EvalSet:
-    """Triplet JSONL ``{query, pos, neg}``: candidates are ``pos + neg``."""
-    eval_set = EvalSet([], [], [], [])
+    """Triplet JSONL ``{query, pos, neg[, pos_first_stage, neg_first_stage]}``: candidates are ``pos + neg``."""
+    eval_set = EvalSet([], [], [], [], first_stage=[])
     for number, record in enumerate(iter_records(expand_paths(paths)), start=1):
-        pos = list(dict.fromkeys(record["pos"]))
-        neg = [text for text in dict.fromkeys(record["neg"]) if text not in pos]
+        texts, scores = candidates_with_scores(record)
         eval_set.qids.append(str(number))
         eval_set.queries.append(record["query"])
-        eval_set.candidates.append(pos + neg)
-        eval_set.relevant.append([True] * len(pos) + [False] * len(neg))
+        eval_set.candidates.append(texts)
+        eval_set.relevant.append([text in record["pos"] for text in texts])
+        eval_set.first_stage.append(scores)
     return eval_set
+
+
+def candidates_with_scores(record: dict) -> tuple[list[str], list[float] | None]:
+    """A triplet's ``pos + neg`` without repeats (a ``neg`` equal to a ``pos`` dropped), with the first
+    stage's score of each (its first occurrence's) when the record carries them."""
+    scores = record.get("pos_first_stage")
+    given = scores is not None
+    first: dict[str, float | None] = {}
+    for side in ("pos", "neg"):
+        side_scores = record.get(f"{side}_first_stage") if given else None
+        for index, text in enumerate(record[side]):
+            if text not in first:
+                first[text] = side_scores[index] if side_scores is not None else None
+    return list(first), (list(first.values()) if given else None)
 
 
 def load_eval_set(path: str | Path, corpus: str | Path | None = None, fmt: str = "auto") -> EvalSet:

@@ -6,6 +6,11 @@ forced into the candidates is a miss for the first stage, which did not retrieve
 model against the first stage (or the ``--compare`` pairs) with a paired test, and the same metrics per
 slice: query length and whether the gold passage was forced into the candidates. ``--out DIR`` writes
 ``results.json`` (table, per-query ranks and reciprocal ranks, slices, tests) and ``results.md``.
+
+Each model also gets a fused row (``NAME fused``): its scores mixed with the first stage's
+(``reranker.serving.fusion``), a tuned on ``--fusion-val`` when given, else by ``--fusion-folds``-fold
+cross-validation on the evaluated queries (``reranker.evaluation.tuning``), and tested against the first
+stage and against the model alone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from reranker.core.errors import InputError
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics
 from reranker.evaluation.significance import paired_test
+from reranker.evaluation.tuning import fused_run
+from reranker.serving.fusion import METHODS, check_fusion
 
 FIRST_STAGE = "without reranker"
 
@@ -158,6 +165,8 @@ def format_report(results: dict, markdown: bool = False) -> str:
         f"{results['queries']} queries, {results['candidates']} candidates",
         format_table(results["table"], metrics, markdown),
     ]
+    if results.get("fusion"):
+        parts += ["fusion with the first stage", format_fusion(results["fusion"])]
     if results["tests"]:
         parts += [
             "paired tests (bootstrap 95% interval, permutation p-value)",
@@ -171,6 +180,30 @@ def format_report(results: dict, markdown: bool = False) -> str:
                 format_table(runs, metrics, markdown),
             ]
     return "\n\n".join(parts) + "\n"
+
+
+def format_fusion(fusion: dict[str, dict]) -> str:
+    """One line per fused row: method, a and how it was chosen (each fold's a under cross-validation)."""
+    lines = []
+    for name, info in fusion.items():
+        scored = (
+            f"{info['queries_with_first_stage_scores']}/{info['queries']} queries with first-stage scores"
+        )
+        if info["method"] == "rrf":
+            lines.append(f"{fused_name(name)}: rrf, k = {info['rrf_k']}; {scored}")
+            continue
+        how = info["chosen_by"]
+        if "folds" in info:
+            weights = ", ".join(f"{f['weight']:.2f} ({f['queries']} queries)" for f in info["folds"])
+            how += f", a per fold {weights}"
+        else:
+            how += f", a = {info['weight']:.2f}"
+        lines.append(f"{fused_name(name)}: {info['method']}, {how}; {scored}")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def fused_name(model: str) -> str:
+    return f"{model} fused"
 
 
 def parse_model(spec: str) -> tuple[str, str]:
@@ -188,6 +221,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a Hugging Face folder, hub name or .ckpt; repeat for several")  # fmt: skip
     parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"),
                         help="test row B against row A (default: each model against the first stage)")  # fmt: skip
+    parser.add_argument(
+        "--fusion",
+        default="zscore",
+        choices=[*METHODS, "none"],
+        help="how each model's fused row mixes it with the first stage (none: no fused rows)",
+    )
+    parser.add_argument(
+        "--fusion-weight",
+        type=float,
+        metavar="A",
+        help="a fixed weight a in [0, 1] of the reranker instead of a tuned one",
+    )
+    parser.add_argument(
+        "--fusion-val",
+        metavar="DATA",
+        help="tune a on this evaluation set (any format) instead of cross-validating",
+    )
+    parser.add_argument(
+        "--fusion-val-corpus", help="corpus of --fusion-val in the queries format (default --corpus)"
+    )
+    parser.add_argument("--fusion-folds", type=int, default=5, help="cross-validation folds when a is tuned")
+    parser.add_argument("--rrf-k", type=int, default=60, help="k of reciprocal-rank fusion")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mrr-k", type=int, default=10)
@@ -241,7 +296,10 @@ def run(args: argparse.Namespace) -> dict:
     for name, path in models.items():
         runs[name] = score_pairs(pairs, path, args)
     compare = [tuple(pair) for pair in args.compare] or [(FIRST_STAGE, name) for name in models]
-    return evaluate(
+    fusion = fuse_models(eval_set, runs, models, args)
+    for name in fusion:
+        compare += [(FIRST_STAGE, fused_name(name)), (name, fused_name(name))]
+    results = evaluate(
         eval_set,
         runs,
         compare,
@@ -251,6 +309,42 @@ def run(args: argparse.Namespace) -> dict:
         args.samples,
         args.seed,
     )
+    if fusion:
+        results["fusion"] = fusion
+    return results
+
+
+def fuse_models(eval_set: EvalSet, runs: dict[str, list[float]], models: dict[str, str], args) -> dict:
+    """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds)."""
+    if args.fusion == "none" or not models:
+        return {}
+    weight = args.fusion_weight
+    if weight is not None or args.fusion == "rrf":
+        check_fusion(
+            args.fusion, weight if args.fusion != "rrf" else None, args.rrf_k, "--fusion-weight/--rrf-k"
+        )
+    validation = None
+    if args.fusion_val and weight is None and args.fusion != "rrf":
+        validation = load_eval_set(args.fusion_val, args.fusion_val_corpus or args.corpus, args.format)
+    taken = set(runs)
+    fusion = {}
+    for name, path in models.items():
+        if fused_name(name) in taken:
+            raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
+        validation_scores = score_pairs(validation.pairs(), path, args) if validation is not None else None
+        runs[fused_name(name)], fusion[name] = fused_run(
+            eval_set,
+            runs[name],
+            args.fusion,
+            weight,
+            args.rrf_k,
+            args.fusion_folds,
+            args.mrr_k,
+            args.seed,
+            validation,
+            validation_scores,
+        )
+    return fusion
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -84,6 +84,10 @@ class BM25Index:
 
     def search(self, query: str, k: int) -> list[int]:
         """Indices of the ``k`` best passages, best first; ties keep corpus order."""
+        return self.search_with_scores(query, k)[0]
+
+    def search_with_scores(self, query: str, k: int) -> tuple[list[int], np.ndarray]:
+        """:meth:`search` and the BM25 score of every passage (``[N]``)."""
         scores = self.scores(query)
         order = np.lexsort((np.arange(self.size), -scores))  # last key sorts first
-        return order[:k].tolist()
+        return order[:k].tolist(), scores

@@ -3,8 +3,9 @@
 ``squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and ``eval/queries.jsonl`` +
 ``eval/corpus.jsonl``, split by article title so that no passage or question is on two sides.
 ``candidates``: for each evaluation query, the BM25 top-k over the evaluation corpus, in first-stage order,
-as queries JSONL ``{qid, query, candidate_ids, pos_ids, forced}``. A gold passage missing from the top k
-replaces the last candidate, and ``forced`` records it.
+as queries JSONL ``{qid, query, candidate_ids, candidate_scores, pos_ids, forced}`` (``candidate_scores``: each
+candidate's BM25 score, for fusion). A gold passage missing from the top k replaces the last candidate, and
+``forced`` records it.
 The same inputs and seed give byte-identical outputs.
 """
 
@@ -171,13 +172,18 @@ def prepare_candidates(args: argparse.Namespace) -> dict:
             raise InputError(
                 f"{args.queries}, line {number}: field 'pos_ids' names no corpus passage {missing}"
             )
-        ranked = [ids[i] for i in index.search(query["query"], args.top_k)]
+        top, scores = index.search_with_scores(query["query"], args.top_k)
+        ranked = [ids[i] for i in top]
         rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
         found += rank > 0
         reciprocal += 1.0 / rank if 0 < rank <= 10 else 0.0
         if not rank:
             ranked[-1] = query["pos_ids"][0]
-        records.append({**query, "candidate_ids": ranked, "forced": not rank})
+        # The BM25 score of every candidate, a forced-in gold's own (lower) score included, for fusion.
+        candidate_scores = [float(scores[position[p]]) for p in ranked]
+        records.append(
+            {**query, "candidate_ids": ranked, "candidate_scores": candidate_scores, "forced": not rank}
+        )
     count = write_jsonl(Path(args.out), records)
     summary = {
         "tokenizer": args.tokenizer,

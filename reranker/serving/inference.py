@@ -10,10 +10,14 @@ import torch
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.core.scores import check_scores
+from reranker.serving.fusion import Fusion, fuse_one, read_fusion
 from reranker.serving.models import PairEncoder, load_cross_encoder, resolve_model_path, score_features
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")
+# Without a recorded mix, reciprocal-rank fusion: it has no weight that would need tuning.
+DEFAULT_FUSION = Fusion("rrf", None)
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -39,6 +43,9 @@ class Reranker:
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
             precision, meant for GPUs. Scores are returned as Python floats either way.
+
+    ``fusion`` is the mix with the first stage recorded at export (``fusion.json`` in the folder, or the
+    checkpoint's), or None; :meth:`rerank` applies it when given first-stage scores.
     """
 
     def __init__(
@@ -58,9 +65,12 @@ class Reranker:
             module, metadata = load_checkpoint(name_or_path)
             self.model = module.model
             tokenizer_path = metadata["hyper_parameters"]["model_name_or_path"]
+            recorded = metadata.get("fusion")
+            self.fusion = Fusion(recorded["method"], recorded["weight"]) if recorded else None
         else:
             self.model = load_cross_encoder(name_or_path)
             tokenizer_path = name_or_path
+            self.fusion = read_fusion(name_or_path) if Path(name_or_path).is_dir() else None
         tokenizer = _load_tokenizer(tokenizer_path)
         if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
             max_length = min(max_length, tokenizer.model_max_length)
@@ -110,17 +120,41 @@ class Reranker:
         top_k: int | None = None,
         batch_size: int = 32,
         normalize: str | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: Fusion | str | None = "recorded",
     ) -> list[RankedPassage]:
-        """``(index, score)`` of the passages, highest score first; the first ``top_k`` if given."""
+        """``(index, score)`` of the passages, highest score first; the first ``top_k`` if given.
+
+        With ``first_stage_scores`` (the retriever's score of each passage, higher is better) the ranking
+        mixes the reranker's logits with them: ``fusion="recorded"`` uses the mix recorded with the model
+        (:attr:`fusion`; reciprocal-rank fusion when none was recorded), a :class:`Fusion` sets one, and
+        None ignores the first-stage scores. The returned scores are then the fused ones.
+        """
         if not isinstance(query, str):
             raise InputError(f"query must be a string, got {type(query).__name__}")
         if isinstance(passages, str) or len(passages) == 0:
             raise InputError("passages must be a non-empty list of strings")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+        mix = self._fusion(fusion) if first_stage_scores is not None else None
+        if mix is not None:
+            if normalize is not None:
+                raise InputError("normalize applies to reranker scores alone; with fusion leave it None")
+            first_stage = check_scores(
+                list(first_stage_scores), len(passages), "rerank", "first_stage_scores"
+            )
         scores = self.score([(query, passage) for passage in passages], batch_size, normalize)
+        if mix is not None:
+            scores = fuse_one(scores, first_stage, mix)
         ranked = sorted(enumerate(scores), key=lambda item: item[1], reverse=True)
         return [RankedPassage(index, score) for index, score in ranked[:top_k]]
+
+    def _fusion(self, fusion: Fusion | str | None) -> Fusion | None:
+        if fusion == "recorded":
+            return self.fusion or DEFAULT_FUSION
+        if fusion is None or isinstance(fusion, Fusion):
+            return fusion
+        raise InputError(f"fusion must be 'recorded', a Fusion or None; got {fusion!r}")
 
 
 def _load_tokenizer(name_or_path: str):

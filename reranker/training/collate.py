@@ -32,24 +32,33 @@ class TrainCollator:
 
 
 class ValidationCollator:
-    """Ragged groups → flat features plus where each pair sits in a dense ``[Q, C]`` matrix."""
+    """Ragged groups → flat features plus where each pair sits in a dense ``[Q, C]`` matrix (and the
+    first stage's scores of the pairs when every group carries them)."""
 
     def __init__(self, encoder: PairEncoder) -> None:
         self.encoder = encoder
 
-    def __call__(self, groups: list[tuple[str, list[str], list[bool]]]) -> dict[str, object]:
+    def __call__(
+        self, groups: list[tuple[str, list[str], list[bool], list[float] | None]]
+    ) -> dict[str, object]:
         queries, passages, rows, columns, relevance = [], [], [], [], []
-        for row, (query, candidates, relevant) in enumerate(groups):
+        for row, (query, candidates, relevant, _) in enumerate(groups):
             for column, (passage, is_relevant) in enumerate(zip(candidates, relevant, strict=True)):
                 queries.append(query)
                 passages.append(passage)
                 rows.append(row)
                 columns.append(column)
                 relevance.append(is_relevant)
-        return {
+        batch = {
             "features": self.encoder(queries, passages),
             "row": torch.tensor(rows),  # [N] query of each pair within the batch
             "column": torch.tensor(columns),  # [N] candidate position within its query
             "relevance": torch.tensor(relevance),  # [N]
             "num_queries": len(groups),
         }
+        if all(first_stage is not None for *_, first_stage in groups):
+            # [N] the first stage's score of each pair, for the fused validation metrics
+            batch["first_stage"] = torch.tensor(
+                [score for *_, first_stage in groups for score in first_stage], dtype=torch.float64
+            )
+        return batch

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
+from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics
 from reranker.serving.models import load_cross_encoder, score_features
 from reranker.training.losses import GroupCrossEntropy
@@ -50,6 +51,10 @@ class RerankerModule(L.LightningModule):
         max_nonfinite_in_a_row: training stops with :class:`NonFiniteLossError` after this many
             consecutive batches whose loss is NaN or infinite (on any rank). The optimiser update such a
             batch contributes to is skipped on every rank, and the batch is counted.
+        fusion_method: when the validation candidates carry first-stage scores, validation also logs
+            ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
+            ``minmax``, at the weight a that is best on that validation set) and ``val/fused_weight``;
+            checkpoints and exports record that mix. None turns this off.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class RerankerModule(L.LightningModule):
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
         max_nonfinite_in_a_row: int = 10,
+        fusion_method: str | None = "zscore",
     ) -> None:
         super().__init__()
         if dropout is not None and not 0.0 <= dropout < 1.0:
@@ -80,6 +86,9 @@ class RerankerModule(L.LightningModule):
         if dropout is not None:
             set_dropout(self.model, dropout)
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
+        self.fused_metrics = FusedMetrics(mrr_k, tuple(hit_ks), fusion_method) if fusion_method else None
+        self.fused_updated = False
+        self.fusion: dict | None = None  # the mix chosen at the last validation with first-stage scores
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0
         self.skip_optimizer_step = False
@@ -135,6 +144,8 @@ class RerankerModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
+        if self.fusion is not None:
+            checkpoint["fusion"] = self.fusion
         # Dropout draws from the global generators; a resumed run continues their streams exactly.
         # Every rank starts from the same seed and draws alike, so rank zero's states serve all ranks.
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
@@ -143,6 +154,7 @@ class RerankerModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.skipped_nonfinite = checkpoint.get("skipped_nonfinite", 0)
+        self.fusion = checkpoint.get("fusion")
         states = checkpoint.get("rng_states")
         if states is not None:
             torch.set_rng_state(states["torch"])
@@ -162,11 +174,41 @@ class RerankerModule(L.LightningModule):
         candidate_mask[batch["row"], batch["column"]] = True
         for metric in self.val_metrics.values():
             metric.update(dense, relevance, candidate_mask)
+        if self.fused_metrics is not None and "first_stage" in batch:
+            first_stage = torch.zeros_like(dense, dtype=torch.float64)  # [Q, C]
+            first_stage[batch["row"], batch["column"]] = batch["first_stage"]
+            self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)
+            self.fused_updated = True
 
     def on_validation_epoch_end(self) -> None:
+        plain = {}
         for name, metric in self.val_metrics.items():
-            self.log(f"val/{name}", metric.compute(), prog_bar=name.startswith("mrr"))
+            plain[name] = metric.compute()
+            self.log(f"val/{name}", plain[name], prog_bar=name.startswith("mrr"))
             metric.reset()
+        if self.fused_metrics is not None:
+            self._log_fused_metrics(plain)
+
+    def _log_fused_metrics(self, plain: dict[str, torch.Tensor]) -> None:
+        """``val/fused_<metric>`` at the best a of this validation, and ``val/fused_weight`` (a)."""
+        # Reduced over ranks: a rank that drew no scored query must still join the metric reduction.
+        seen = self.trainer.strategy.reduce(torch.tensor(float(self.fused_updated)), reduce_op="sum")
+        self.fused_updated = False
+        if float(seen) == 0:
+            return
+        weight, values = self.fused_metrics.compute()
+        self.fused_metrics.reset()
+        for name, value in values.items():
+            self.log(f"val/fused_{name}", value)
+        self.log("val/fused_weight", weight)
+        mrr_name = self.fused_metrics.mrr_name
+        self.fusion = {
+            "method": self.fused_metrics.method,
+            "weight": weight,
+            "chosen_by": "the best weight on the validation data during training",
+            f"val/fused_{mrr_name}": float(values[mrr_name]),
+            f"val/{mrr_name}": float(plain[mrr_name]),
+        }
 
     def configure_optimizers(self):
         no_decay, decay = [], []

@@ -129,33 +129,49 @@ class TrainGroups(Dataset):
 
 
 class ValidationGroups(Dataset):
-    """Validation groups: item → ``(query, candidates, relevance)`` with candidates ``pos + neg``.
+    """Validation groups: item → ``(query, candidates, relevance, first_stage)`` with candidates ``pos + neg``.
 
     A query with fewer than ``min_candidates`` candidates is topped up with random corpus passages,
-    chosen once with a fixed seed so every validation pass sees the same candidates.
+    chosen once with a fixed seed so every validation pass sees the same candidates. Records that carry
+    first-stage scores (``pos_first_stage``/``neg_first_stage``) are the first stage's candidate lists: they
+    are not topped up, and ``first_stage`` holds the score of each candidate (None for other records).
+    Either every record carries them or none does.
     """
 
     def __init__(
         self, records: datasets.Dataset, corpus: list[str], min_candidates: int = 0, seed: int = 0
     ) -> None:
-        self.items: list[tuple[str, list[str], list[bool]]] = []
+        self.items: list[tuple[str, list[str], list[bool], list[float] | None]] = []
         for index, record in enumerate(records):
-            positives = list(dict.fromkeys(record["pos"]))
-            positive_set = set(positives)
-            negatives = [text for text in dict.fromkeys(record["neg"]) if text not in positive_set]
-            missing = min_candidates - len(positives) - len(negatives)
-            if missing > 0:
+            scored = record.get("pos_first_stage") is not None
+            first: dict[str, float | None] = {}
+            for side in ("pos", "neg"):
+                side_scores = record[f"{side}_first_stage"] if scored else None
+                for position, text in enumerate(record[side]):
+                    if text not in first:
+                        first[text] = side_scores[position] if side_scores is not None else None
+            positive_set = set(record["pos"])
+            candidates = list(first)
+            missing = min_candidates - len(candidates)
+            if missing > 0 and not scored:
                 rng = random.Random(f"validation-{seed}-{index}")
-                negatives += draw_negatives(rng, [], corpus, positive_set | set(negatives), missing)
-            candidates = positives + negatives
+                candidates += draw_negatives(rng, [], corpus, set(candidates), missing)
+            relevance = [text in positive_set for text in candidates]
             self.items.append(
-                (record["query"], candidates, [True] * len(positives) + [False] * len(negatives))
+                (record["query"], candidates, relevance, list(first.values()) if scored else None)
             )
+        scored = sum(item[3] is not None for item in self.items)
+        if 0 < scored < len(self.items):
+            raise InputError(
+                f"validation data: {scored} of {len(self.items)} records carry first-stage scores "
+                "(pos_first_stage/neg_first_stage); give them for every record or for none"
+            )
+        self.has_first_stage = scored > 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, list[str], list[bool]]:
+    def __getitem__(self, index: int) -> tuple[str, list[str], list[bool], list[float] | None]:
         return self.items[index]
 
 
