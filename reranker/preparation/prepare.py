@@ -68,11 +68,14 @@ def build_triplets(
     tokenizer: str,
     rng: random.Random,
     max_queries: int | None = None,
+    first_stage_scores: bool = False,
 ) -> list[dict]:
     """Triplets ``{query, pos, neg}``: BM25 negatives from ranks ``hard_window`` (1-based, inclusive) first,
-    then random passages of the same side; no negative contains an answer text of the question."""
+    then random passages of the same side; no negative contains an answer text of the question.
+    ``first_stage_scores`` adds ``pos_first_stage``/``neg_first_stage``: the BM25 score of each text."""
     passages = [p for article in articles for p in article.passages]
     by_id = {p.id: p for p in passages}
+    position = {p.id: n for n, p in enumerate(passages)}
     questions = _subsample([q for article in articles for q in article.questions], max_queries, rng)
     index = BM25Index([p.text for p in passages], tokenizer) if num_hard_negatives else None
     triplets = []
@@ -80,19 +83,22 @@ def build_triplets(
         negatives: list[str] = []
         if index is not None:
             low, high = hard_window
-            for i in index.search(question.query, high)[low - 1 :]:
+            top, scores = index.search_with_scores(question.query, high)
+            for i in top[low - 1 :]:
                 if len(negatives) == num_hard_negatives:
                     break
                 if not _bears_answer(passages[i], question):
                     negatives.append(passages[i].id)
         negatives += _random_negatives(passages, question, negatives, num_random_negatives, rng)
-        triplets.append(
-            {
-                "query": question.query,
-                "pos": [by_id[i].text for i in question.pos_ids],
-                "neg": [by_id[i].text for i in negatives],
-            }
-        )
+        triplet = {
+            "query": question.query,
+            "pos": [by_id[i].text for i in question.pos_ids],
+            "neg": [by_id[i].text for i in negatives],
+        }
+        if first_stage_scores and index is not None:
+            triplet["pos_first_stage"] = [float(scores[position[i]]) for i in question.pos_ids]
+            triplet["neg_first_stage"] = [float(scores[position[i]]) for i in negatives]
+        triplets.append(triplet)
     return triplets
 
 
@@ -113,7 +119,8 @@ def prepare_squad(args: argparse.Namespace) -> dict:
         ),
     )
     if "val" in sides:
-        # Validation groups: the BM25 top candidates of a held-out side, so val/mrr@10 tracks reranking.
+        # Validation groups: the BM25 top candidates of a held-out side, so val/mrr@10 tracks reranking;
+        # with their BM25 scores, so that validation also reports the reranker fused with BM25.
         val = build_triplets(
             sides["val"],
             0,
@@ -122,6 +129,7 @@ def prepare_squad(args: argparse.Namespace) -> dict:
             args.tokenizer,
             rng,
             args.max_val_queries,
+            first_stage_scores=True,
         )
         counts["val"] = write_jsonl(out / "val.jsonl", val)
     questions = _subsample([q for a in sides["eval"] for q in a.questions], args.max_eval_queries, rng)

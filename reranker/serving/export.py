@@ -1,5 +1,5 @@
 """Write a trained checkpoint as a plain Hugging Face folder: config.json, model.safetensors, tokenizer
-files and a README.md model card.
+files, a README.md model card and, when validation chose a mix with the first stage, fusion.json.
 
 ``python -m reranker.export CHECKPOINT OUTPUT_DIR [--push-to-hub REPO]``
 """
@@ -19,6 +19,7 @@ import torch
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.serving.fusion import Fusion, write_fusion
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
 from reranker.serving.models import resolve_model_path
 from reranker.training.module import RerankerModule
@@ -61,6 +62,7 @@ def load_checkpoint(checkpoint_path: str | Path) -> tuple[RerankerModule, dict]:
     metadata = {
         "hyper_parameters": dict(hparams),
         "global_step": checkpoint.get("global_step"),
+        "fusion": checkpoint.get("fusion"),  # the mix with the first stage chosen on validation, if any
     }
     return module.eval(), metadata
 
@@ -98,6 +100,7 @@ def export_checkpoint(
         metadata["global_step"],
         run_config_for(checkpoint_path),
         metrics,
+        metadata["fusion"],
     )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
@@ -106,6 +109,9 @@ def export_checkpoint(
         tokenizer.save_pretrained(staging)
         _name_tokenizer_class_for_transformers_4(staging)
         write_model_card(staging, card)
+        if metadata["fusion"]:
+            recorded = metadata["fusion"]
+            write_fusion(staging, Fusion(recorded["method"], recorded["weight"]), recorded)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)

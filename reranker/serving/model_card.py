@@ -92,6 +92,7 @@ def render_model_card(
     global_step: int | None,
     run_config: DictConfig | None = None,
     metrics: dict[str, float] | None = None,
+    fusion: dict | None = None,
 ) -> str:
     """Markdown with Hugging Face metadata; sections appear only for what is known."""
     base = describe_base_model(base_model)
@@ -151,7 +152,24 @@ def render_model_card(
     if metrics and any(key.startswith("val/") for key in metrics):
         lines += ["", "## Evaluation", "", "On the validation data above, at this checkpoint:", ""]
         lines += ["```", format_comparison(metrics), "```"]
+    if fusion:
+        lines += _fusion_section(fusion)
     return "\n".join(lines) + "\n"
+
+
+def _fusion_section(fusion: dict) -> list[str]:
+    """How to mix this reranker with the first stage's scores, as chosen on the validation data."""
+    measured = [f"{key} {value:.4f}" for key, value in fusion.items() if key.startswith("val/")]
+    return [
+        "",
+        "## Fusion with the first stage",
+        "",
+        f"Validation chose `{fusion['method']}` with weight a = {fusion['weight']:.2f} of the reranker: per query,",
+        f"`{fusion['weight']:.2f} * {fusion['method']}(reranker logit) + {1 - fusion['weight']:.2f} * "
+        f"{fusion['method']}(first-stage score)`" + (f" ({', '.join(measured)})." if measured else "."),
+        "`fusion.json` records it; `reranker.Reranker(folder).rerank(query, passages, first_stage_scores=...)`",
+        "applies it.",
+    ]
 
 
 def write_model_card(folder: Path, text: str) -> Path:
