@@ -1,18 +1,36 @@
-"""DDP on 2 CPU processes (gloo): validation metrics equal those of 1 process on the same data, and a NaN
-loss on one rank makes every rank skip that step."""
+"""DDP on 2 CPU processes (gloo): validation metrics, the fused ones included, equal those of 1 process on
+the same data; the export records the fused weight; a NaN loss on one rank makes every rank skip that step."""
 
 import csv
 import json
+import random
 
 import hydra
 import lightning as L
+import pytest
 import torch
-from conftest import make_records, write_jsonl
+from conftest import TOPICS, make_records, write_jsonl
 from test_train import compose_config, run_cli, tiny_run_overrides
 
+from reranker import Reranker
+from reranker.serving.fusion import read_fusion
 from reranker.training.module import RerankerModule
 
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")
+FUSED = (*(f"fused_{name}" for name in METRICS), "fused_weight")
+
+
+def with_first_stage_scores(records: list[dict]) -> list[dict]:
+    """Each record with 4 more negatives and a made-up first-stage score beside every text."""
+    texts = [text for sentences in TOPICS.values() for text in sentences]
+    scored = []
+    for index, record in enumerate(records):
+        rng = random.Random(index)
+        others = [t for t in texts if t not in record["pos"] and t not in record["neg"]]
+        neg = record["neg"] + rng.sample(others, 4)
+        scores = [round(rng.uniform(0, 10), 3) for _ in range(1 + len(neg))]
+        scored.append({**record, "neg": neg, "pos_first_stage": scores[:1], "neg_first_stage": scores[1:]})
+    return scored
 
 
 def validate_in_one_process(cfg, checkpoint=None) -> dict[str, float]:
@@ -30,7 +48,7 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
     records = make_records()
     # 5 validation queries in batches of 2: rank 0 gets 3 queries, rank 1 gets 2, each a partial last batch.
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
-    val_file = write_jsonl(tmp_path / "val.jsonl", records[1::4])
+    val_file = write_jsonl(tmp_path / "val.jsonl", with_first_stage_scores(records[1::4]))
     assert len(records[1::4]) == 5
     output = tmp_path / "ddp"
     overrides = tiny_run_overrides(tiny_bert, str(train_file), str(val_file), output) + [
@@ -59,12 +77,19 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
 
     cfg = compose_config(overrides + [f"paths.output_dir={tmp_path / 'single'}"])
     zero_shot = validate_in_one_process(cfg)
-    assert {k: ddp[f"zero_shot/{k}"] for k in METRICS} == {k: zero_shot[f"val/{k}"] for k in METRICS}
+    assert {k: ddp[f"zero_shot/{k}"] for k in METRICS + FUSED} == {
+        k: zero_shot[f"val/{k}"] for k in METRICS + FUSED
+    }
 
     (best,) = (output / "checkpoints").glob("step*.ckpt")
     state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
     assert all(torch.isfinite(tensor).all() for tensor in state.values())  # no rank applied the NaN step
     trained = validate_in_one_process(cfg, best)
-    assert {k: ddp[f"val/{k}"] for k in METRICS} == {k: trained[f"val/{k}"] for k in METRICS}
+    assert {k: ddp[f"val/{k}"] for k in METRICS + FUSED} == {k: trained[f"val/{k}"] for k in METRICS + FUSED}
+    # The export records the weight validation chose for the best checkpoint, and Reranker applies it.
+    recorded = read_fusion(output / "export")
+    # The logged weight went through Lightning's float32; the recorded one is the grid's own float.
+    assert recorded.method == "zscore" and recorded.weight == pytest.approx(ddp["val/fused_weight"], abs=1e-7)
+    assert Reranker(output / "export").fusion == recorded
     # Not a trivially equal pair: training changed the scores.
     assert any(ddp[f"val/{k}"] != ddp[f"zero_shot/{k}"] for k in METRICS)

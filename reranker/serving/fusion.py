@@ -134,7 +134,7 @@ def fuse_one(reranker: list[float], first_stage: list[float], fusion: Fusion) ->
 def write_fusion(folder: str | Path, fusion: Fusion, details: dict | None = None) -> Path:
     """Record the chosen fusion (and how it was chosen) as ``fusion.json`` in ``folder``."""
     path = Path(folder) / FUSION_FILE
-    path.write_text(json.dumps({**fusion.to_dict(), **(details or {})}, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps({**(details or {}), **fusion.to_dict()}, indent=2, sort_keys=True) + "\n")
     return path
 
 
