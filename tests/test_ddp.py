@@ -21,13 +21,13 @@ FUSED = (*(f"fused_{name}" for name in METRICS), "fused_weight")
 
 
 def with_first_stage_scores(records: list[dict]) -> list[dict]:
-    """Each record with 4 more negatives and a made-up first-stage score beside every text."""
+    """Each record with 8 more negatives and a made-up first-stage score beside every text."""
     texts = [text for sentences in TOPICS.values() for text in sentences]
     scored = []
     for index, record in enumerate(records):
         rng = random.Random(index)
         others = [t for t in texts if t not in record["pos"] and t not in record["neg"]]
-        neg = record["neg"] + rng.sample(others, 4)
+        neg = record["neg"] + rng.sample(others, 8)
         scores = [round(rng.uniform(0, 10), 3) for _ in range(1 + len(neg))]
         scored.append({**record, "neg": neg, "pos_first_stage": scores[:1], "neg_first_stage": scores[1:]})
     return scored
