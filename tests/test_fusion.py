@@ -247,7 +247,7 @@ def test_evaluate_adds_a_fused_row_with_its_weights_folds_and_tests(tiny_bert, s
     alone = main([*common, "--fusion-weight", "1"])
     assert alone["per_query"]["tiny fused"]["rank"] == alone["per_query"]["tiny"]["rank"]
     # Tuned on a validation file: the same set here, so a is the best weight of the grid on it.
-    tuned = main([*common, "--fusion-val", scored_set[0]])
+    tuned = main([*common, "--fusion-val", scored_set[0], "--fusion-val-corpus", scored_set[2]])
     assert tuned["fusion"]["tiny"]["chosen_by"] == "validation"
     with pytest.raises(SystemExit, match="^error: --fusion-weight/--rrf-k: field 'weight' \\(a\\) must be"):
         main([*common, "--fusion-weight", "1.5"])

@@ -13,7 +13,7 @@ data=$work/data
 $PYTHON -m reranker.prepare candidates --queries "$data/eval/queries.jsonl" --corpus "$data/eval/corpus.jsonl" \
   --out "$data/eval/candidates_top10.jsonl" --top-k 10 --tokenizer bigram
 common=("$data/eval/candidates_top10.jsonl" --corpus "$data/eval/corpus.jsonl"
-  --model "me5-small fine-tuned x4=$work/runs/me5_long/export" --max-length 192 --batch-size 32 --cache "$work/scores")
+  --model "me5-small fine-tuned=$work/runs/me5_long/export" --max-length 192 --batch-size 32 --cache "$work/scores")
 $PYTHON -m reranker.evaluate "${common[@]}" --fusion-folds 5 --out "$here/fusion_cv"
 # val.jsonl carries pos_first_stage/neg_first_stage (BM25 scores), written by prepare squad.
 $PYTHON -m reranker.evaluate "${common[@]}" --fusion-val "$data/val.jsonl" --out "$here/fusion_val"

@@ -196,6 +196,8 @@ def format_fusion(fusion: dict[str, dict]) -> str:
         if "folds" in info:
             weights = ", ".join(f"{f['weight']:.2f} ({f['queries']} queries)" for f in info["folds"])
             how += f", a per fold {weights}"
+        elif "validation_queries" in info:
+            how += f" ({info['validation_queries']} queries), a = {info['weight']:.2f}"
         else:
             how += f", a = {info['weight']:.2f}"
         lines.append(f"{fused_name(name)}: {info['method']}, {how}; {scored}")
@@ -239,7 +241,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="tune a on this evaluation set (any format) instead of cross-validating",
     )
     parser.add_argument(
-        "--fusion-val-corpus", help="corpus of --fusion-val in the queries format (default --corpus)"
+        "--fusion-val-corpus", help="corpus of --fusion-val in the queries format (triplets or CSV: none)"
     )
     parser.add_argument("--fusion-folds", type=int, default=5, help="cross-validation folds when a is tuned")
     parser.add_argument("--rrf-k", type=int, default=60, help="k of reciprocal-rank fusion")
@@ -325,7 +327,7 @@ def fuse_models(eval_set: EvalSet, runs: dict[str, list[float]], models: dict[st
         )
     validation = None
     if args.fusion_val and weight is None and args.fusion != "rrf":
-        validation = load_eval_set(args.fusion_val, args.fusion_val_corpus or args.corpus, args.format)
+        validation = load_eval_set(args.fusion_val, args.fusion_val_corpus)
     taken = set(runs)
     fusion = {}
     for name, path in models.items():
