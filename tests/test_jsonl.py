@@ -14,7 +14,7 @@ GOOD_TRIPLET = json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}, ensure_asc
 def broken_utf8(path, first_line: str) -> int:
     """``first_line``, then a line with one byte that is not UTF-8; returns that byte's offset in the file."""
     head = (first_line + "\n").encode("utf-8")
-    second = '{"query": "서울'.encode() + b"\xff" + '", "pos": ["p"]}\n'.encode()
+    second = '{"query": "서울'.encode() + b"\xff" + b'", "pos": ["p"]}\n'
     path.write_bytes(head + second)
     return len(head) + second.index(b"\xff")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.tables import render
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics
 from reranker.evaluation.significance import paired_test
@@ -126,19 +127,10 @@ def evaluate(
     }
 
 
-def format_rows(rows: list[list[str]], markdown: bool = False) -> str:
-    """Rows of cells (the first is the header) as aligned plain text or a Markdown table."""
-    if markdown:
-        lines = ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
 def format_table(table: dict[str, dict[str, float]], metrics: list[str], markdown: bool = False) -> str:
     """The seed-style table: one row per run, one column per metric."""
     rows = [["", *metrics]] + [[run, *(f"{values[m]:.4f}" for m in metrics)] for run, values in table.items()]
-    return format_rows(rows, markdown)
+    return render(rows, markdown)
 
 
 def format_tests(tests: list[dict], markdown: bool = False) -> str:
@@ -148,7 +140,7 @@ def format_tests(tests: list[dict], markdown: bool = False) -> str:
          f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]", f"{t['p_value']:.4f}"]
         for t in tests
     ]  # fmt: skip
-    return format_rows(rows, markdown)
+    return render(rows, markdown)
 
 
 def format_report(results: dict, markdown: bool = False) -> str:

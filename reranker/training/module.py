@@ -69,6 +69,8 @@ class RerankerModule(L.LightningModule):
         super().__init__()
         if dropout is not None and not 0.0 <= dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
+        # Plain ints, not a config ListConfig: checkpoints must load with torch.load(weights_only=True).
+        hit_ks = tuple(int(k) for k in hit_ks)
         self.save_hyperparameters(ignore=["loss"])
         self.model = load_cross_encoder(model_name_or_path)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
@@ -79,7 +81,7 @@ class RerankerModule(L.LightningModule):
             self.model.gradient_checkpointing_enable()
         if dropout is not None:
             set_dropout(self.model, dropout)
-        self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
+        self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0
         self.skip_optimizer_step = False

@@ -1,0 +1,43 @@
+"""Runs configured away from the defaults: another monitored metric, no logger, validation switched off."""
+
+import json
+
+import torch
+from test_train import compose_config, tiny_run_overrides
+
+from reranker.serving.inference import Reranker
+from reranker.train import train
+
+
+def short_run(tiny_bert, triplet_files, tmp_path, *extra: str):
+    train_file, val_file = triplet_files
+    overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path)
+    return train(compose_config([*overrides, "trainer.max_epochs=1", *extra]))
+
+
+def test_mrr_at_5_is_monitored_checkpointed_and_exported(tiny_bert, triplet_files, tmp_path):
+    metrics = short_run(tiny_bert, triplet_files, tmp_path, "metrics.mrr_k=5", "metrics.hit_ks=[1,2]")
+    assert set(metrics) == {
+        f"{stage}/{name}" for stage in ("zero_shot", "val") for name in ("mrr@5", "hit@1", "hit@2")
+    }
+    best = list((tmp_path / "checkpoints").glob("step*.ckpt"))
+    assert len(best) == 1 and best[0].name.endswith(f"-{metrics['val/mrr@5']:.4f}.ckpt")
+    callback = torch.load(best[0], weights_only=False)["callbacks"]
+    assert any(state.get("monitor") == "val/mrr@5" for state in callback.values())
+    assert (tmp_path / "export" / "model.safetensors").is_file()
+    assert "mrr@5" in (tmp_path / "export" / "README.md").read_text()
+
+
+def test_a_run_without_logger_trains_and_exports(tiny_bert, triplet_files, tmp_path):
+    metrics = short_run(tiny_bert, triplet_files, tmp_path, "logger=none")
+    assert 0.0 <= metrics["val/mrr@10"] <= 1.0
+    assert (tmp_path / "export" / "model.safetensors").is_file() and not (tmp_path / "csv").exists()
+
+
+def test_validation_switched_off_exports_the_last_checkpoint(tiny_bert, triplet_files, tmp_path, capsys):
+    metrics = short_run(tiny_bert, triplet_files, tmp_path, "+trainer.limit_val_batches=0")
+    assert not any(key.startswith("val/") for key in metrics)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert Reranker(str(tmp_path / "export")).score([("q", "p")])  # the export loads and scores
+    assert "no validation" in capsys.readouterr().out
