@@ -1,12 +1,18 @@
 """Runs configured away from the defaults: another monitored metric, no logger, validation switched off."""
 
 import json
+import shutil
+from pathlib import Path
 
+import pytest
 import torch
 from test_train import compose_config, tiny_run_overrides
 
+from reranker.serving.export import main
 from reranker.serving.inference import Reranker
 from reranker.train import train
+
+PAIRS = [("서울에 대한 질문", "서울은 대한민국의 수도이다"), ("김치", "태양은 항성이다")]
 
 
 def short_run(tiny_bert, triplet_files, tmp_path, *extra: str):
@@ -41,3 +47,23 @@ def test_validation_switched_off_exports_the_last_checkpoint(tiny_bert, triplet_
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert Reranker(str(tmp_path / "export")).score([("q", "p")])  # the export loads and scores
     assert "no validation" in capsys.readouterr().out
+
+
+def test_checkpoint_exports_and_serves_without_the_base_model_from_another_folder(
+    tiny_bert, triplet_files, tmp_path, monkeypatch
+):
+    shutil.copytree(tiny_bert, tmp_path / "run" / "base")
+    monkeypatch.chdir(tmp_path / "run")
+    train_file, val_file = triplet_files
+    overrides = tiny_run_overrides("./base", train_file, val_file, tmp_path / "run" / "out")
+    train(compose_config([*overrides, "trainer.max_epochs=1", "export_dir=null"]))
+    checkpoint = next((tmp_path / "run" / "out" / "checkpoints").glob("step*.ckpt"))
+    reference = Reranker(str(checkpoint)).score(PAIRS)
+
+    shutil.rmtree(tmp_path / "run" / "base")  # the relative base model path now leads nowhere
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert Reranker(str(checkpoint)).score(PAIRS) == pytest.approx(reference, abs=1e-6)
+    assert main([str(checkpoint), "export"]) == 0
+    assert Reranker("export").score(PAIRS) == pytest.approx(reference, abs=1e-6)
+    assert {"tokenizer.json", "config.json"} <= {path.name for path in Path("export").iterdir()}

@@ -11,6 +11,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
 from reranker.evaluation.metrics import ranking_metrics
+from reranker.serving.checkpoint import PRETRAINED_KEY, pack_pretrained
 from reranker.serving.models import load_cross_encoder, score_features
 from reranker.training.losses import GroupCrossEntropy
 
@@ -137,6 +138,10 @@ class RerankerModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
+        # The model config and the tokenizer files travel with the weights: the checkpoint exports and
+        # serves without the base model's folder.
+        encoder = getattr(getattr(self.trainer, "datamodule", None), "encoder", None)
+        checkpoint[PRETRAINED_KEY] = pack_pretrained(self.model, getattr(encoder, "tokenizer", None))
         # Dropout draws from the global generators; a resumed run continues their streams exactly.
         # Every rank starts from the same seed and draws alike, so rank zero's states serve all ranks.
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
