@@ -1,4 +1,4 @@
-"""Entry point: ``python -m reranker.train experiment=demo_ko``.
+"""Entry point: ``reranker train experiment=demo_ko`` (or ``python -m reranker.train ...``).
 
 ``train(cfg)`` builds the datamodule, module, trainer, callbacks and loggers from the Hydra config,
 validates the base model (zero-shot), fits, validates the best checkpoint, exports it as a Hugging Face
@@ -31,6 +31,8 @@ from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
 
 register_resolvers()
+# Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
+# or is imported, whatever the working directory.
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -188,7 +190,7 @@ def _input_error(err: BaseException | None) -> InputError | None:
     return err
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """The Hydra task: train, and return the metric a sweep optimises."""
     try:

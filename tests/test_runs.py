@@ -64,6 +64,6 @@ def test_checkpoint_exports_and_serves_without_the_base_model_from_another_folde
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert Reranker(str(checkpoint)).score(PAIRS) == pytest.approx(reference, abs=1e-6)
-    assert main([str(checkpoint), "export"]) == 0
+    main([str(checkpoint), "--out", "export"])
     assert Reranker("export").score(PAIRS) == pytest.approx(reference, abs=1e-6)
     assert {"tokenizer.json", "config.json"} <= {path.name for path in Path("export").iterdir()}

@@ -1,7 +1,7 @@
 """Write a trained checkpoint as a plain Hugging Face folder: config.json, model.safetensors, tokenizer
 files and a README.md model card.
 
-``python -m reranker.export CHECKPOINT OUTPUT_DIR [--push-to-hub REPO]``
+``reranker export CHECKPOINT --out DIR [--push-to-hub REPO]``
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -108,28 +107,27 @@ def push_to_hub(folder: Path, repo_id: str) -> str:
     return commit.commit_url
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m reranker.export",
-        description="Export a reranker.train checkpoint as a Hugging Face folder with a model card.",
+        prog="reranker export",
+        description="Export a reranker train checkpoint as a Hugging Face folder with a model card.",
     )
-    parser.add_argument("checkpoint", help="a .ckpt file written by reranker.train")
-    parser.add_argument("output_dir", help="the folder to write (replaced if it exists)")
-    parser.add_argument("--tokenizer", help="tokenizer folder or hub name (default: the base model's)")
+    parser.add_argument("checkpoint", help="a .ckpt file written by reranker train")
+    parser.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    parser.add_argument(
+        "--tokenizer",
+        help="Hugging Face tokenizer folder or hub name (default: the one the run trained with)",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this Hub repository")
     args = parser.parse_args(argv)
     try:
-        folder = export_checkpoint(
-            args.checkpoint, args.output_dir, args.tokenizer, model_id=args.push_to_hub
-        )
+        folder = export_checkpoint(args.checkpoint, args.out, args.tokenizer, model_id=args.push_to_hub)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"error: {err}") from None
     print(f"exported {args.checkpoint} to {folder}")
     if args.push_to_hub:
         print(f"uploaded to {push_to_hub(folder, args.push_to_hub)}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
