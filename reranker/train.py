@@ -29,6 +29,7 @@ from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
 from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
+from reranker.training.quiet import quiet_dependency_notices
 
 register_resolvers()
 # Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
@@ -82,6 +83,7 @@ def _log_config(loggers: list, cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_dependency_notices()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 

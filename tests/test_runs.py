@@ -1,16 +1,20 @@
 """Runs configured away from the defaults: another monitored metric, no logger, validation switched off."""
 
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 from test_train import compose_config, tiny_run_overrides
 
 from reranker.serving.export import main
 from reranker.serving.inference import Reranker
 from reranker.train import train
+from reranker.training.callbacks import ProgressLines, progress_bar
 
 PAIRS = [("서울에 대한 질문", "서울은 대한민국의 수도이다"), ("김치", "태양은 항성이다")]
 
@@ -67,3 +71,31 @@ def test_checkpoint_exports_and_serves_without_the_base_model_from_another_folde
     main([str(checkpoint), "--out", "export"])
     assert Reranker("export").score(PAIRS) == pytest.approx(reference, abs=1e-6)
     assert {"tokenizer.json", "config.json"} <= {path.name for path in Path("export").iterdir()}
+
+
+def test_progress_is_plain_lines_when_output_is_not_a_terminal(tiny_bert, triplet_files, tmp_path, capsys):
+    train_file, val_file = triplet_files
+    overrides = [
+        o for o in tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path) if "progress_bar" not in o
+    ]
+    train(compose_config([*overrides, "trainer.max_epochs=1", "callbacks.progress_bar.every_n_steps=2"]))
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split("  ")[0] for line in progress] == [
+        "step 2/7 (epoch 1/1)",
+        "step 4/7 (epoch 1/1)",
+        "step 6/7 (epoch 1/1)",
+    ]
+    assert all(
+        re.search(r"  loss \d+\.\d{4}  pairs/s \d+\.\d  elapsed \d:\d\d:\d\d  eta \d:\d\d:\d\d$", line)
+        for line in progress
+    )
+    assert sum(line.startswith("validation at step 7: val/mrr@10 ") for line in lines) == 1
+    assert not any("\r" in line or "\x1b[" in line for line in lines)  # no bar redrawn in place
+
+
+def test_a_terminal_gets_the_rich_bar(monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert isinstance(progress_bar(every_n_steps=5), RichProgressBar)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert isinstance(progress_bar(every_n_steps=5), ProgressLines)

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 from reranker.core.errors import InputError
 from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
-from reranker.serving.models import resolve_model_path
+from reranker.serving.models import quiet_transformers, resolve_model_path
 
 # The one output of the model is the relevance logit; pipelines show this name beside its score.
 RELEVANCE_LABEL = "relevant"
@@ -63,7 +63,8 @@ def export_checkpoint(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        with quiet_transformers():
+            model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         else:
