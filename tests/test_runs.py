@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_train_cli
 from lightning.pytorch.callbacks import RichProgressBar
 from test_train import compose_config, tiny_run_overrides
+from transformers import AutoModel
 
 from reranker.serving.export import main
 from reranker.serving.inference import Reranker
@@ -99,3 +101,24 @@ def test_a_terminal_gets_the_rich_bar(monkeypatch):
     assert isinstance(progress_bar(every_n_steps=5), RichProgressBar)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert isinstance(progress_bar(every_n_steps=5), ProgressLines)
+
+
+def test_a_new_head_is_one_line_of_ours_and_dependency_notices_are_gone(tiny_bert, triplet_files, tmp_path):
+    encoder = tmp_path / "encoder"
+    AutoModel.from_pretrained(tiny_bert).save_pretrained(encoder)  # no classification head
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tiny_bert) / name, encoder)
+    train_file, val_file = triplet_files
+    overrides = tiny_run_overrides(str(encoder), train_file, val_file, tmp_path / "run")
+    # A fresh process: the notices are printed by handlers set up on import.
+    result = run_train_cli(*overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("new classification head: classifier.bias, classifier.weight\n") == 1
+    for notice in (
+        "LOAD REPORT",
+        "Loading weights",
+        "Tip:",
+        "LeafSpec",
+        "estimate number of stepping batches",
+    ):
+        assert notice not in result.stderr + result.stdout, notice
