@@ -9,6 +9,7 @@ command or option, missing argument).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # command → (module with main(), one-line summary)
@@ -40,13 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"{usage()}\n\nerror: unknown command {command!r}", file=sys.stderr)
         raise SystemExit(2)
-    module = importlib.import_module(COMMANDS[command][0])
     if command == "train":
-        # Hydra reads its overrides from sys.argv.
-        sys.argv = [f"reranker {command}", *arguments]
-        module.main()
-    else:
-        module.main(arguments)
+        # Run as `python -m reranker.train`, in this process: Hydra reads its overrides from the command line,
+        # and Lightning starts the other DDP processes (and a Slurm requeue reruns the job) by running that
+        # command line again, which must name the training module.
+        os.execv(sys.executable, [sys.executable, "-m", "reranker.train", *arguments])
+    importlib.import_module(COMMANDS[command][0]).main(arguments)
 
 
 if __name__ == "__main__":
