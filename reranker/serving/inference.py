@@ -10,6 +10,7 @@ import torch
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.models import PairEncoder, load_cross_encoder, resolve_model_path, score_features
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -33,7 +34,7 @@ class Reranker:
 
     Args:
         name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
-            tokenizer is the base model's).
+            model config and tokenizer travel inside it).
         max_length: tokens per pair; longer pairs are truncated, the longer text of the pair first.
             Capped at the tokenizer's ``model_max_length``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
@@ -53,15 +54,12 @@ class Reranker:
             raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
         dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
-            from reranker.serving.export import load_checkpoint
-
-            module, metadata = load_checkpoint(name_or_path)
-            self.model = module.model
-            tokenizer_path = metadata["hyper_parameters"]["model_name_or_path"]
+            loaded = load_checkpoint(name_or_path)
+            self.model = loaded.model
+            tokenizer = loaded.load_tokenizer()
         else:
             self.model = load_cross_encoder(name_or_path)
-            tokenizer_path = name_or_path
-        tokenizer = _load_tokenizer(tokenizer_path)
+            tokenizer = _load_tokenizer(name_or_path)
         if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
             max_length = min(max_length, tokenizer.model_max_length)
         self.max_length = max_length
