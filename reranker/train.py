@@ -1,4 +1,4 @@
-"""Entry point: ``python -m reranker.train experiment=demo_ko``.
+"""Entry point: ``reranker train experiment=demo_ko`` (or ``python -m reranker.train ...``).
 
 ``train(cfg)`` builds the datamodule, module, trainer, callbacks and loggers from the Hydra config,
 validates the base model (zero-shot), fits, validates the best checkpoint, exports it as a Hugging Face
@@ -18,7 +18,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
@@ -29,8 +29,11 @@ from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
 from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
+from reranker.training.quiet import quiet_dependency_notices
 
 register_resolvers()
+# Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
+# or is imported, whatever the working directory.
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -41,8 +44,10 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
-def _as_floats(metrics: dict) -> dict[str, float]:
-    return {name: float(value) for name, value in metrics.items()}
+def _validate(trainer: L.Trainer, module, datamodule, ckpt_path: str | None = None) -> dict[str, float]:
+    """``val/*`` metrics; empty when validation is switched off (``limit_val_batches=0``) or has no batches."""
+    results = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    return {name: float(value) for name, value in results[0].items()} if results else {}
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -78,6 +83,7 @@ def _log_config(loggers: list, cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_dependency_notices()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
@@ -89,9 +95,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"{cfg.data.train_files}: loss {type(loss).__name__} needs teacher scores, and no training record "
             "carries them (give 'pos_scores'/'neg_scores' per record, or choose a loss such as loss=group_ce)"
         )
-    module = hydra.utils.instantiate(cfg.model, loss=loss)
+    # The metric set is configured once (metrics.*); every metric key (val/mrr@10, ...) derives from it.
+    module = hydra.utils.instantiate(
+        cfg.model, loss=loss, mrr_k=cfg.metrics.mrr_k, hit_ks=list(cfg.metrics.hit_ks)
+    )
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
+    if not loggers:
+        # LearningRateMonitor refuses a trainer without a logger, and there is nowhere to log the rate to.
+        callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_cluster_plugins()
     )
@@ -111,16 +123,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     # Without a validation during fit (max_steps reached mid-epoch) there is no best: use the last.
     best_path = (checkpoint.best_model_path or checkpoint.last_model_path) if checkpoint is not None else ""
-    final = trainer.validate(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
-    metrics.update(_as_floats(final))
+    final = _validate(trainer, module, datamodule, ckpt_path=best_path or None)
+    metrics.update(final)
 
     if trainer.is_global_zero:
         if cfg.get("export_dir") and best_path:
             export_checkpoint(best_path, cfg.export_dir, metrics=metrics)
-            metrics_note = f"exported {best_path} to {cfg.export_dir}"
+            note = f"exported {best_path} to {cfg.export_dir}"
         else:
-            metrics_note = "no checkpoint to export"
-        _write_report(output_dir, metrics, cfg, metrics_note)
+            note = "no checkpoint to export"
+        if not final:
+            note += "\nno validation (validation is switched off or the validation set is empty): no metrics"
+        _write_report(output_dir, metrics, cfg, note)
         _upload_export(loggers, cfg)
     _finish_wandb()
     return metrics
@@ -153,8 +167,8 @@ def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resumin
     saved = output_dir / "zero_shot.json"
     if resuming and saved.is_file():
         return json.loads(saved.read_text())
-    result = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    metrics = {f"zero_shot/{k.split('/', 1)[1]}": v for k, v in _as_floats(result).items()}
+    result = _validate(trainer, module, datamodule)
+    metrics = {f"zero_shot/{k.split('/', 1)[1]}": v for k, v in result.items()}
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -166,7 +180,9 @@ def _write_report(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(note)
-    print(format_comparison(metrics))
+    table = format_comparison(metrics)
+    if table:
+        print(table)
 
 
 def _input_error(err: BaseException | None) -> InputError | None:
@@ -176,7 +192,7 @@ def _input_error(err: BaseException | None) -> InputError | None:
     return err
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """The Hydra task: train, and return the metric a sweep optimises."""
     try:

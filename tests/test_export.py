@@ -49,7 +49,7 @@ def test_cli_exports_a_checkpoint_that_scores_like_the_runs_export(bert_run, tmp
     out = tmp_path / "cli-export"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "reranker.export", str(checkpoint), str(out)],
+        [sys.executable, "-m", "reranker", "export", str(checkpoint), "--out", str(out)],
         capture_output=True,
         text=True,
         env=env,
@@ -72,13 +72,15 @@ def test_a_checkpoint_outside_a_run_folder_gets_a_card_from_its_hyperparameters(
     assert "training data" not in card and "group size" not in card and "## Evaluation" not in card
 
 
-def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
     out = tmp_path / "out"
-    assert main([str(tmp_path / "missing.ckpt"), str(out)]) != 0
-    assert capsys.readouterr().err == f"error: checkpoint {tmp_path / 'missing.ckpt'} does not exist\n"
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path / "missing.ckpt"), "--out", str(out)])
+    assert info.value.code == f"error: checkpoint {tmp_path / 'missing.ckpt'} does not exist"
     (tmp_path / "bad.ckpt").write_text("not a checkpoint")
-    assert main([str(tmp_path / "bad.ckpt"), str(out)]) != 0
-    assert capsys.readouterr().err.startswith(
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path / "bad.ckpt"), "--out", str(out)])
+    assert info.value.code.startswith(
         f"error: checkpoint {tmp_path / 'bad.ckpt'} is not a PyTorch checkpoint"
     )
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["bad.ckpt"]
@@ -97,8 +99,9 @@ def test_push_to_hub_uploads_the_exported_folder_only_when_asked(bert_run, tmp_p
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     checkpoint = str(next((bert_run / "checkpoints").glob("step*.ckpt")))
-    assert main([checkpoint, str(tmp_path / "plain")]) == 0 and calls == []
-    assert main([checkpoint, str(tmp_path / "pushed"), "--push-to-hub", "me/ko-reranker"]) == 0
+    main([checkpoint, "--out", str(tmp_path / "plain")])
+    assert calls == []
+    main([checkpoint, "--out", str(tmp_path / "pushed"), "--push-to-hub", "me/ko-reranker"])
     assert calls[0] == ("create_repo", "me/ko-reranker")
     assert calls[1][:2] == ("upload_folder", "me/ko-reranker") and "README.md" in calls[1][2]
     assert 'from_pretrained("me/ko-reranker")' in (tmp_path / "pushed" / "README.md").read_text()

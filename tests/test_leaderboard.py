@@ -45,3 +45,16 @@ def test_leaderboard_sorts_by_mrr_lists_swept_values_and_plots(tmp_path, capsys)
 def test_a_folder_without_runs_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match=f"error: {tmp_path}: no run folders"):
         main([str(tmp_path)])
+
+
+def test_ranks_by_the_sweeps_optimized_metric(tmp_path):
+    for name, (mrr5, hit1) in {"0": (0.9, 0.1), "1": (0.2, 0.8)}.items():
+        hydra_dir = tmp_path / name / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"model.lr={name}"]))
+        (hydra_dir / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/hit@1"}))
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"val/hit@1": hit1, "val/mrr@5": mrr5}))
+    main([str(tmp_path)])
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert [row["run"] for row in rows] == ["1", "0"]
+    assert list(rows[0])[3:5] == ["val/hit@1", "val/mrr@5"]

@@ -11,7 +11,7 @@ work=$here/work
 data=$work/data
 # Candidates with their BM25 scores (prepare candidates writes candidate_scores beside candidate_ids).
 $PYTHON -m reranker.prepare candidates --queries "$data/eval/queries.jsonl" --corpus "$data/eval/corpus.jsonl" \
-  --out "$data/eval/candidates_top10.jsonl" --top-k 10 --tokenizer bigram
+  --out "$data/eval/candidates_top10.jsonl" --top-k 10 --bm25-tokenizer bigram
 common=("$data/eval/candidates_top10.jsonl" --corpus "$data/eval/corpus.jsonl"
   --model "me5-small fine-tuned=$work/runs/me5_long/export" --max-length 192 --batch-size 32 --cache "$work/scores")
 $PYTHON -m reranker.evaluate "${common[@]}" --fusion-folds 5 --out "$here/fusion_cv"

@@ -24,12 +24,12 @@ $PYTHON -m reranker.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.json" -
   for tokenizer in whitespace bigram kiwi; do
     $PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl" \
       --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_$tokenizer.jsonl" \
-      --top-k 20 --tokenizer "$tokenizer" |
+      --top-k 20 --bm25-tokenizer "$tokenizer" |
       $PYTHON -c 'import json, sys; print("| %(tokenizer)s | %(queries)d | %(corpus)d | %(recall@20).4f | %(mrr@10).4f | %(forced)d |" % json.load(sys.stdin))'
   done
 } >"$here/bm25_tokenizers.md"
 $PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl" \
-  --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_top10.jsonl" --top-k 10 --tokenizer bigram
+  --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_top10.jsonl" --top-k 10 --bm25-tokenizer bigram
 
 # 3. Base models: the embedded all-MiniLM-L6-v2 and multilingual-e5-small (built offline).
 minilm=$($PYTHON -c 'from reranker.serving.models import packaged_model_path; print(packaged_model_path())')

@@ -13,7 +13,6 @@ Optional ``pos_first_stage``/``neg_first_stage`` give the first stage's score of
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import datasets
 
 from reranker.core.errors import InputError
+from reranker.core.jsonl import read_jsonl, where
 from reranker.core.scores import check_scores
 
 FEATURES = datasets.Features(
@@ -80,17 +80,9 @@ def _scores(record: dict, field: str, passages: list[str], where: str) -> list[f
     return [float(score) for score in scores]
 
 
-def parse_line(line: str, where: str) -> dict[str, object]:
-    """Check one JSONL line and return ``{"query", "pos", "neg", "pos_scores", "neg_scores"}``;
+def parse_record(record: dict, where: str) -> dict[str, object]:
+    """Check one JSONL object and return ``{"query", "pos", "neg", "pos_scores", "neg_scores"}``;
     ``where`` names the file and line for errors."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(record, dict):
-        raise InputError(
-            f"{where}: expected a JSON object with 'query', 'pos' and 'neg', got {type(record).__name__}"
-        )
     query = record.get("query")
     if not isinstance(query, str) or not query.strip():
         raise InputError(f"{where}: field 'query' must be a non-empty string, got {query!r:.60}")
@@ -131,15 +123,8 @@ def _first_stage(record: dict, pos: list[str], neg: list[str], where: str) -> di
 def iter_records(files: list[Path]) -> Iterator[dict[str, object]]:
     """Yield checked records from each file in order; an empty file is an error."""
     for path in files:
-        seen = 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                seen += 1
-                yield parse_line(line, f"{path}, line {number}")
-        if seen == 0:
-            raise InputError(f"{path}: file is empty (expected one JSON object per line)")
+        for number, record in read_jsonl(path):
+            yield parse_record(record, where(path, number))
 
 
 def _generate(files: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[str, object]]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.jsonl import read_jsonl
 from reranker.core.scores import check_scores
 from reranker.core.triplets import expand_paths, iter_records
 
@@ -95,30 +96,6 @@ class EvalSet:
         return sum(scores is not None for scores in self.first_stage or [])
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict]]:
-    """``(line number, object)`` of every non-blank line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(
-                f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno})"
-            ) from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
-        records.append((number, record))
-    if not records:
-        raise InputError(f"{path}: file is empty")
-    return records
-
-
 def _strings(record: dict, name: str, where: str) -> list[str]:
     value = record.get(name)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -137,7 +114,7 @@ def read_corpus(path: str | Path) -> dict[str, str]:
     """Corpus JSONL ``{id, text}`` → ``{id: text}``; duplicate ids are an error."""
     path = Path(path)
     corpus: dict[str, str] = {}
-    for number, record in _jsonl(path):
+    for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
         passage_id = _string(record, "id", where)
         if passage_id in corpus:
@@ -150,7 +127,7 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
     """Queries JSONL ``{qid, query, candidate_ids, pos_ids[, forced]}`` over a corpus JSONL ``{id, text}``."""
     path, corpus = Path(path), read_corpus(corpus_path)
     qids, queries, candidates, relevant, forced, first_stage = [], [], [], [], [], []
-    for number, record in _jsonl(path):
+    for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
         qid = _string(record, "qid", where)
         if qid in qids:

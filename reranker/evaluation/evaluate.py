@@ -1,4 +1,4 @@
-"""Evaluate rerankers on one evaluation set: ``python -m reranker.evaluate DATA [--corpus C] --model M ...``.
+"""Evaluate rerankers on one evaluation set: ``reranker evaluate DATA [--corpus C] --model M ...``.
 
 Prints the table: one row for the first-stage order ("without reranker") and one per model, with hit@k
 (has-right-in-contexts) and MRR@10 from ``reranker.evaluation.metrics`` (the code path validation uses; a gold passage
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.tables import render
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics
 from reranker.evaluation.significance import paired_test
@@ -133,19 +134,10 @@ def evaluate(
     }
 
 
-def format_rows(rows: list[list[str]], markdown: bool = False) -> str:
-    """Rows of cells (the first is the header) as aligned plain text or a Markdown table."""
-    if markdown:
-        lines = ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
 def format_table(table: dict[str, dict[str, float]], metrics: list[str], markdown: bool = False) -> str:
     """The seed-style table: one row per run, one column per metric."""
     rows = [["", *metrics]] + [[run, *(f"{values[m]:.4f}" for m in metrics)] for run, values in table.items()]
-    return format_rows(rows, markdown)
+    return render(rows, markdown)
 
 
 def format_tests(tests: list[dict], markdown: bool = False) -> str:
@@ -155,7 +147,7 @@ def format_tests(tests: list[dict], markdown: bool = False) -> str:
          f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]", f"{t['p_value']:.4f}"]
         for t in tests
     ]  # fmt: skip
-    return format_rows(rows, markdown)
+    return render(rows, markdown)
 
 
 def format_report(results: dict, markdown: bool = False) -> str:
@@ -215,7 +207,7 @@ def parse_model(spec: str) -> tuple[str, str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m reranker.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="reranker evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("data", help="queries JSONL (with --corpus), RAG-style CSV, or triplet JSONL")
     parser.add_argument("--corpus", help="corpus JSONL {id, text} for the queries format")
     parser.add_argument("--format", default="auto", choices=["auto", "queries", "csv", "triplets"])
@@ -260,104 +252,159 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def score_pairs(pairs: list[tuple[str, str]], path: str, args: argparse.Namespace) -> list[float]:
-    """Scores of a model, read from ``--cache`` when the same pairs were scored by the same model before."""
+def score_pairs(
+    pairs: list[tuple[str, str]],
+    path: str,
+    max_length: int = 512,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: str | None = None,
+    cache: str | Path | None = None,
+) -> list[float]:
+    """Scores of a model, read from ``cache`` when the same pairs were scored by the same model before."""
     # A retrained model in the same place has new files: their sizes and times are part of the key.
     files = (
         sorted(Path(path).glob("*")) if Path(path).is_dir() else [Path(path)] if Path(path).is_file() else []
     )
     stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = json.dumps([path, stamp, args.max_length, args.seed, pairs])
+    key = json.dumps([path, stamp, max_length, seed, pairs])
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cached = Path(args.cache) / f"{key}.json" if args.cache else None
+    cached = Path(cache) / f"{key}.json" if cache else None
     if cached is not None and cached.is_file():
         return json.loads(cached.read_text())
     from reranker.serving.inference import Reranker
 
     print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
     # A base model's new classification head is initialised at random: seed it for repeatable rows.
-    torch.manual_seed(args.seed)
-    scores = Reranker(path, max_length=args.max_length, device=args.device).score(pairs, args.batch_size)
+    torch.manual_seed(seed)
+    scores = Reranker(path, max_length=max_length, device=device).score(pairs, batch_size)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(scores))
     return scores
 
 
-def run(args: argparse.Namespace) -> dict:
-    eval_set = load_eval_set(args.data, args.corpus, args.format)
-    models = dict(parse_model(spec) for spec in args.model)
-    if len(models) != len(args.model) or FIRST_STAGE in models:
-        raise InputError(f"--model names must be unique and not {FIRST_STAGE!r}: {args.model}")
+def run(
+    data: str | Path,
+    model: list[str],
+    corpus: str | Path | None = None,
+    format: str = "auto",
+    compare: list[tuple[str, str]] | None = None,
+    max_length: int = 512,
+    batch_size: int = 32,
+    mrr_k: int = 10,
+    hit_ks: tuple[int, ...] = (1, 3, 5),
+    length_edges: tuple[int, ...] = (20, 40),
+    samples: int = 10000,
+    seed: int = 0,
+    device: str | None = None,
+    cache: str | Path | None = None,
+    fusion: str = "zscore",
+    fusion_weight: float | None = None,
+    fusion_val: str | Path | None = None,
+    fusion_val_corpus: str | Path | None = None,
+    fusion_folds: int = 5,
+    rrf_k: int = 60,
+) -> dict:
+    """Read an evaluation set, score it with each ``model`` (``[NAME=]PATH``) and return :func:`evaluate`'s
+    results, with a fused row per model unless ``fusion`` is ``none``; the arguments are those of
+    ``reranker evaluate``."""
+    eval_set = load_eval_set(data, corpus, format)
+    models = dict(parse_model(spec) for spec in model)
+    if len(models) != len(model) or FIRST_STAGE in models:
+        raise InputError(f"--model names must be unique and not {FIRST_STAGE!r}: {model}")
     names = [FIRST_STAGE, *models]
-    unknown = [name for pair in args.compare for name in pair if name not in names]
+    compare = [tuple(pair) for pair in compare or []]
+    unknown = [name for pair in compare for name in pair if name not in names]
     if unknown:
         raise InputError(f"--compare names unknown rows {unknown}; rows are {names}")
     runs = {FIRST_STAGE: eval_set.first_stage_scores()}
     pairs = eval_set.pairs()
     for name, path in models.items():
-        runs[name] = score_pairs(pairs, path, args)
-    compare = [tuple(pair) for pair in args.compare] or [(FIRST_STAGE, name) for name in models]
-    fusion = fuse_models(eval_set, runs, models, args)
-    for name in fusion:
-        compare += [(FIRST_STAGE, fused_name(name)), (name, fused_name(name))]
-    results = evaluate(
+        runs[name] = score_pairs(pairs, path, max_length, batch_size, seed, device, cache)
+    compare = compare or [(FIRST_STAGE, name) for name in models]
+    scoring = {
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": device,
+        "cache": cache,
+    }
+    fused = fuse_models(
         eval_set,
         runs,
-        compare,
-        args.mrr_k,
-        tuple(args.hit_ks),
-        tuple(args.length_edges),
-        args.samples,
-        args.seed,
+        models,
+        scoring,
+        fusion,
+        fusion_weight,
+        fusion_val,
+        fusion_val_corpus,
+        fusion_folds,
+        rrf_k,
+        mrr_k,
     )
-    if fusion:
-        results["fusion"] = fusion
+    for name in fused:
+        compare += [(FIRST_STAGE, fused_name(name)), (name, fused_name(name))]
+    results = evaluate(eval_set, runs, compare, mrr_k, tuple(hit_ks), tuple(length_edges), samples, seed)
+    if fused:
+        results["fusion"] = fused
     return results
 
 
-def fuse_models(eval_set: EvalSet, runs: dict[str, list[float]], models: dict[str, str], args) -> dict:
+def fuse_models(
+    eval_set: EvalSet,
+    runs: dict[str, list[float]],
+    models: dict[str, str],
+    scoring: dict,
+    method: str = "zscore",
+    weight: float | None = None,
+    validation_path: str | Path | None = None,
+    validation_corpus: str | Path | None = None,
+    folds: int = 5,
+    rrf_k: int = 60,
+    mrr_k: int = 10,
+) -> dict:
     """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds)."""
-    if args.fusion == "none" or not models:
+    if method == "none" or not models:
         return {}
-    weight = args.fusion_weight
-    if weight is not None or args.fusion == "rrf":
-        check_fusion(
-            args.fusion, weight if args.fusion != "rrf" else None, args.rrf_k, "--fusion-weight/--rrf-k"
-        )
+    if weight is not None or method == "rrf":
+        check_fusion(method, weight if method != "rrf" else None, rrf_k, "--fusion-weight/--rrf-k")
     validation = None
-    if args.fusion_val and weight is None and args.fusion != "rrf":
-        validation = load_eval_set(args.fusion_val, args.fusion_val_corpus)
+    if validation_path and weight is None and method != "rrf":
+        validation = load_eval_set(validation_path, validation_corpus)
     taken = set(runs)
-    fusion = {}
+    fused = {}
     for name, path in models.items():
         if fused_name(name) in taken:
             raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
-        validation_scores = score_pairs(validation.pairs(), path, args) if validation is not None else None
-        runs[fused_name(name)], fusion[name] = fused_run(
+        validation_scores = (
+            score_pairs(validation.pairs(), path, **scoring) if validation is not None else None
+        )
+        runs[fused_name(name)], fused[name] = fused_run(
             eval_set,
             runs[name],
-            args.fusion,
+            method,
             weight,
-            args.rrf_k,
-            args.fusion_folds,
-            args.mrr_k,
-            args.seed,
+            rrf_k,
+            folds,
+            mrr_k,
+            scoring["seed"],
             validation,
             validation_scores,
         )
-    return fusion
+    return fused
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    arguments = vars(parse_args(argv))
+    out = arguments.pop("out")
     try:
-        results = run(args)
+        results = run(**arguments)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(format_report(results))
-    if args.out:
-        out = Path(args.out)
+    if out:
+        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(
             json.dumps(results, ensure_ascii=False, indent=1, sort_keys=True) + "\n"

@@ -1,4 +1,4 @@
-"""Leaderboard of a Hydra multirun folder: ``python -m reranker.leaderboard MULTIRUN_DIR [--out DIR]``.
+"""Leaderboard of a Hydra multirun folder: ``reranker leaderboard MULTIRUN_DIR [--out DIR]``.
 
 Every run folder of the sweep (``<MULTIRUN_DIR>/<job number>/``) holds ``.hydra/overrides.yaml`` (its
 command-line values) and, when it finished, ``metrics.json``. The values that differ between runs are
@@ -18,8 +18,7 @@ from pathlib import Path
 import yaml
 
 from reranker.core.errors import InputError
-
-METRICS = ("val/mrr@10", "val/hit@1", "val/hit@3", "val/hit@5")
+from reranker.core.tables import metric_order, render
 
 
 def read_runs(multirun_dir: Path) -> list[dict]:
@@ -36,7 +35,17 @@ def read_runs(multirun_dir: Path) -> list[dict]:
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         exported = (folder / "export" / "config.json").is_file()
-        runs.append({"run": folder.name, "overrides": overrides, "metrics": metrics, "exported": exported})
+        config_file = folder / ".hydra" / "config.yaml"
+        config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+        runs.append(
+            {
+                "run": folder.name,
+                "overrides": overrides,
+                "metrics": metrics,
+                "exported": exported,
+                "optimized_metric": config.get("optimized_metric"),
+            }
+        )
     if not runs:
         raise InputError(
             f"{multirun_dir}: no run folders with .hydra/overrides.yaml (is it a -m output folder?)"
@@ -50,6 +59,18 @@ def swept_keys(runs: list[dict]) -> list[str]:
     return [key for key in keys if len({run["overrides"].get(key) for run in runs}) > 1]
 
 
+def default_metric(runs: list[dict]) -> str:
+    """The metric the sweep optimised (``optimized_metric`` of the runs' resolved configs), else the first
+    ``val/mrr@k`` any run logged."""
+    for run in runs:
+        if run["optimized_metric"]:
+            return run["optimized_metric"]
+    logged = metric_order([key for run in runs for key in run["metrics"] if key.startswith("val/")])
+    if not logged:
+        raise InputError("no run has validation metrics (metrics.json) and none names its optimized_metric")
+    return logged[0]
+
+
 def rank(runs: list[dict], metric: str) -> list[dict]:
     """Finished runs best first, then the unfinished ones in folder order."""
     finished = [run for run in runs if metric in run["metrics"]]
@@ -58,7 +79,8 @@ def rank(runs: list[dict], metric: str) -> list[dict]:
 
 
 def table_rows(runs: list[dict], keys: list[str], metric: str) -> tuple[list[str], list[list[str]]]:
-    metric_names = [metric, *(name for name in METRICS if name != metric)]
+    logged = dict.fromkeys(key for run in runs for key in run["metrics"] if key.startswith("val/"))
+    metric_names = [metric, *(name for name in metric_order(list(logged)) if name != metric)]
     header = ["rank", "run", *keys, *metric_names, "export"]
     rows = []
     for position, run in enumerate(rank(runs, metric), start=1):
@@ -71,9 +93,7 @@ def table_rows(runs: list[dict], keys: list[str], metric: str) -> tuple[list[str
 
 
 def write_markdown(path: Path, header: list[str], rows: list[list[str]], title: str) -> None:
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(f"# {title}\n\n" + render([header, *rows], markdown=True) + "\n")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -123,9 +143,13 @@ def plot(path: Path, runs: list[dict], keys: list[str], metric: str) -> None:
     plt.close(figure)
 
 
-def build(multirun_dir: Path, out_dir: Path, metric: str = "val/mrr@10") -> Path:
-    """Write leaderboard.md, leaderboard.csv and leaderboard.png to ``out_dir``; returns the Markdown path."""
+def build(multirun_dir: str | Path, out: str | Path | None = None, metric: str | None = None) -> Path:
+    """Write leaderboard.md, leaderboard.csv and leaderboard.png to ``out`` (default: ``multirun_dir``),
+    ranked by ``metric`` (default: the sweep's ``optimized_metric``); returns the Markdown path."""
+    multirun_dir = Path(multirun_dir)
+    out_dir = Path(out) if out is not None else multirun_dir
     runs = read_runs(multirun_dir)
+    metric = metric or default_metric(runs)
     keys = swept_keys(runs)
     header, rows = table_rows(runs, keys, metric)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,13 +161,13 @@ def build(multirun_dir: Path, out_dir: Path, metric: str = "val/mrr@10") -> Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="reranker leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("multirun_dir", type=Path, help="a Hydra -m output folder")
     parser.add_argument("--out", type=Path, help="where to write the files (default: MULTIRUN_DIR)")
-    parser.add_argument("--metric", default="val/mrr@10", help="the metric to sort by")
+    parser.add_argument("--metric", help="the metric to sort by (default: the sweep's optimized_metric)")
     args = parser.parse_args(argv)
     try:
-        markdown = build(args.multirun_dir, args.out or args.multirun_dir, args.metric)
+        markdown = build(args.multirun_dir, out=args.out, metric=args.metric)
     except InputError as err:
         sys.exit(f"error: {err}")
     print(markdown.read_text(), end="")

@@ -1,4 +1,4 @@
-"""Prepare training and evaluation data: ``python -m reranker.prepare {squad,candidates} ...``.
+"""Prepare training and evaluation data: ``reranker prepare {squad,candidates} ...``.
 
 ``squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and ``eval/queries.jsonl`` +
 ``eval/corpus.jsonl``, split by article title so that no passage or question is on two sides.
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reranker.core.errors import InputError
+from reranker.core.jsonl import read_jsonl, where
 from reranker.preparation.bm25 import TOKENIZERS, BM25Index
 from reranker.preparation.squad import Article, Passage, Question, read_squad, split_by_title
 
@@ -102,37 +103,56 @@ def build_triplets(
     return triplets
 
 
-def prepare_squad(args: argparse.Namespace) -> dict:
-    articles = read_squad(args.input, args.sentences_per_passage)
-    fractions = {"eval": args.eval_fraction}
-    if args.val_fraction:
-        fractions["val"] = args.val_fraction
-    sides = split_by_title(articles, fractions, args.seed)
-    rng = random.Random(args.seed)
-    out = Path(args.out)
-    window = (args.hard_negative_window[0], args.hard_negative_window[1])
+def prepare_squad(
+    input: str | Path,
+    out: str | Path,
+    sentences_per_passage: int = 0,
+    eval_fraction: float = 0.3,
+    val_fraction: float = 0.0,
+    val_candidates: int = 10,
+    max_val_queries: int | None = None,
+    max_eval_queries: int | None = None,
+    num_random_negatives: int = 3,
+    num_hard_negatives: int = 0,
+    hard_negative_window: tuple[int, int] = (3, 50),
+    bm25_tokenizer: str = "bigram",
+    seed: int = 42,
+) -> dict:
+    """Write ``train.jsonl`` (and ``val.jsonl``), ``eval/queries.jsonl`` and ``eval/corpus.jsonl`` to ``out``
+    from a SQuAD-format file; returns the counts."""
+    low, high = hard_negative_window
+    if not 1 <= low <= high:
+        raise InputError(f"hard_negative_window needs 1 <= FROM <= TO, got {low} {high}")
+    _check_bm25_tokenizer(bm25_tokenizer)
+    articles = read_squad(input, sentences_per_passage)
+    fractions = {"eval": eval_fraction}
+    if val_fraction:
+        fractions["val"] = val_fraction
+    sides = split_by_title(articles, fractions, seed)
+    rng = random.Random(seed)
+    out = Path(out)
     counts = {}
     counts["train"] = write_jsonl(
         out / "train.jsonl",
         build_triplets(
-            sides["train"], args.num_random_negatives, args.num_hard_negatives, window, args.tokenizer, rng
+            sides["train"], num_random_negatives, num_hard_negatives, (low, high), bm25_tokenizer, rng
         ),
     )
     if "val" in sides:
-        # Validation groups: the BM25 top candidates of a held-out side, so val/mrr@10 tracks reranking;
+        # Validation groups: the BM25 top candidates of a held-out side, so validation MRR tracks reranking;
         # with their BM25 scores, so that validation also reports the reranker fused with BM25.
         val = build_triplets(
             sides["val"],
             0,
-            args.val_candidates - 1,
-            (1, 10 * args.val_candidates),
-            args.tokenizer,
+            val_candidates - 1,
+            (1, 10 * val_candidates),
+            bm25_tokenizer,
             rng,
-            args.max_val_queries,
+            max_val_queries,
             first_stage_scores=True,
         )
         counts["val"] = write_jsonl(out / "val.jsonl", val)
-    questions = _subsample([q for a in sides["eval"] for q in a.questions], args.max_eval_queries, rng)
+    questions = _subsample([q for a in sides["eval"] for q in a.questions], max_eval_queries, rng)
     counts["eval_queries"] = write_jsonl(
         out / "eval" / "queries.jsonl",
         ({"qid": q.id, "query": q.query, "pos_ids": q.pos_ids} for q in questions),
@@ -145,42 +165,47 @@ def prepare_squad(args: argparse.Namespace) -> dict:
     return counts
 
 
-def _read_jsonl(path: Path, fields: dict[str, type]) -> list[dict]:
+def _check_bm25_tokenizer(name: str) -> None:
+    if name not in TOKENIZERS:
+        raise InputError(f"unknown BM25 tokenizer {name!r}; choose one of {', '.join(sorted(TOKENIZERS))}")
+
+
+def _read_records(path: Path, fields: dict[str, type]) -> list[tuple[int, dict]]:
+    """``(line number, object)`` of a JSONL file whose objects must hold ``fields`` of the given types."""
     records = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+    for number, record in read_jsonl(path):
         for name, kind in fields.items():
-            if not isinstance(record, dict) or not isinstance(record.get(name), kind):
-                raise InputError(f"{path}, line {number}: field '{name}' must be a {kind.__name__}")
-        records.append(record)
+            if not isinstance(record.get(name), kind):
+                raise InputError(f"{where(path, number)}: field '{name}' must be a {kind.__name__}")
+        records.append((number, record))
     return records
 
 
-def prepare_candidates(args: argparse.Namespace) -> dict:
-    corpus = _read_jsonl(Path(args.corpus), {"id": str, "text": str})
-    queries = _read_jsonl(Path(args.queries), {"qid": str, "query": str, "pos_ids": list})
-    ids = [record["id"] for record in corpus]
+def prepare_candidates(
+    queries: str | Path,
+    corpus: str | Path,
+    out: str | Path,
+    top_k: int = 20,
+    bm25_tokenizer: str = "bigram",
+) -> dict:
+    """Write ``queries`` with the BM25 top-``top_k`` ``candidate_ids`` over ``corpus`` to ``out``; returns a summary."""
+    if top_k < 1:
+        raise InputError(f"top_k must be >= 1, got {top_k}")
+    _check_bm25_tokenizer(bm25_tokenizer)
+    queries, corpus = Path(queries), Path(corpus)
+    passages = [record for _, record in _read_records(corpus, {"id": str, "text": str})]
+    query_records = _read_records(queries, {"qid": str, "query": str, "pos_ids": list})
+    ids = [record["id"] for record in passages]
     position = {passage_id: i for i, passage_id in enumerate(ids)}
     if len(position) != len(ids):
-        raise InputError(f"{args.corpus}: duplicate passage ids")
-    index = BM25Index([record["text"] for record in corpus], args.tokenizer)
+        raise InputError(f"{corpus}: duplicate passage ids")
+    index = BM25Index([record["text"] for record in passages], bm25_tokenizer)
     records, found, reciprocal = [], 0, 0.0
-    for number, query in enumerate(queries, start=1):
+    for number, query in query_records:
         missing = [p for p in query["pos_ids"] if p not in position]
         if missing or not query["pos_ids"]:
-            raise InputError(
-                f"{args.queries}, line {number}: field 'pos_ids' names no corpus passage {missing}"
-            )
-        top, scores = index.search_with_scores(query["query"], args.top_k)
+            raise InputError(f"{where(queries, number)}: field 'pos_ids' names no corpus passage {missing}")
+        top, scores = index.search_with_scores(query["query"], top_k)
         ranked = [ids[i] for i in top]
         rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
         found += rank > 0
@@ -192,21 +217,24 @@ def prepare_candidates(args: argparse.Namespace) -> dict:
         records.append(
             {**query, "candidate_ids": ranked, "candidate_scores": candidate_scores, "forced": not rank}
         )
-    count = write_jsonl(Path(args.out), records)
+    count = write_jsonl(Path(out), records)
     summary = {
-        "tokenizer": args.tokenizer,
-        "top_k": args.top_k,
+        "tokenizer": bm25_tokenizer,
+        "top_k": top_k,
         "queries": count,
         "corpus": len(ids),
-        f"recall@{args.top_k}": round(found / max(count, 1), 6),
+        f"recall@{top_k}": round(found / max(count, 1), 6),
         "mrr@10": round(reciprocal / max(count, 1), 6),
         "forced": count - found,
     }
     return summary
 
 
+BM25_HELP = "how BM25 splits text into terms"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m reranker.prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="reranker prepare", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     squad = commands.add_parser("squad", help="SQuAD-format QA file -> triplets and an evaluation set")
     squad.add_argument("input", help="SQuAD-format JSON file (e.g. KorQuAD_v1.0_dev.json)")
@@ -220,28 +248,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     squad.add_argument("--num-random-negatives", type=int, default=3)
     squad.add_argument("--num-hard-negatives", type=int, default=0, help="BM25 negatives per triplet")
     squad.add_argument("--hard-negative-window", type=int, nargs=2, default=(3, 50), metavar=("FROM", "TO"))
-    squad.add_argument("--tokenizer", choices=sorted(TOKENIZERS), default="bigram")
+    squad.add_argument("--bm25-tokenizer", choices=sorted(TOKENIZERS), default="bigram", help=BM25_HELP)
     squad.add_argument("--seed", type=int, default=42)
     candidates = commands.add_parser("candidates", help="BM25 top-k candidates for evaluation queries")
     candidates.add_argument("--queries", required=True, help="queries JSONL {qid, query, pos_ids}")
     candidates.add_argument("--corpus", required=True, help="corpus JSONL {id, text}")
     candidates.add_argument("--out", required=True, help="queries JSONL with candidate_ids")
     candidates.add_argument("--top-k", type=int, default=20)
-    candidates.add_argument("--tokenizer", choices=sorted(TOKENIZERS), default="bigram")
-    args = parser.parse_args(argv)
-    if args.command == "squad":
-        low, high = args.hard_negative_window
-        if not 1 <= low <= high:
-            parser.error(f"--hard-negative-window needs 1 <= FROM <= TO, got {low} {high}")
-    elif args.top_k < 1:
-        parser.error("--top-k must be >= 1")
-    return args
+    candidates.add_argument("--bm25-tokenizer", choices=sorted(TOKENIZERS), default="bigram", help=BM25_HELP)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    arguments = vars(parse_args(argv))
+    command = arguments.pop("command")
     try:
-        summary = prepare_squad(args) if args.command == "squad" else prepare_candidates(args)
+        if command == "squad":
+            arguments["hard_negative_window"] = tuple(arguments["hard_negative_window"])
+            summary = prepare_squad(**arguments)
+        else:
+            summary = prepare_candidates(**arguments)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(json.dumps(summary, ensure_ascii=False, sort_keys=True))

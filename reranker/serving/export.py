@@ -1,70 +1,27 @@
 """Write a trained checkpoint as a plain Hugging Face folder: config.json, model.safetensors, tokenizer
 files, a README.md model card and, when validation chose a mix with the first stage, fusion.json.
 
-``python -m reranker.export CHECKPOINT OUTPUT_DIR [--push-to-hub REPO]``
+``reranker export CHECKPOINT --out DIR [--push-to-hub REPO]``
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import pickle
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-import torch
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.fusion import Fusion, write_fusion
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
-from reranker.serving.models import resolve_model_path
-from reranker.training.module import RerankerModule
+from reranker.serving.models import quiet_transformers, resolve_model_path
 
 # The one output of the model is the relevance logit; pipelines show this name beside its score.
 RELEVANCE_LABEL = "relevant"
-
-
-def load_checkpoint(checkpoint_path: str | Path) -> tuple[RerankerModule, dict]:
-    """The ``RerankerModule`` of a checkpoint written by ``reranker.train``, and the checkpoint's
-    metadata (``hyper_parameters``, ``global_step``).
-
-    Like Lightning's own loading, this unpickles the file: load only checkpoints you trust.
-    """
-    checkpoint_path = Path(checkpoint_path)
-    if not checkpoint_path.is_file():
-        raise InputError(f"checkpoint {checkpoint_path} does not exist")
-    try:
-        # Lightning checkpoints hold plain Python values besides tensors (hyperparameters, loop state).
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise InputError(
-            f"checkpoint {checkpoint_path} is not a PyTorch checkpoint: {err}".splitlines()[0]
-        ) from None
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or "model_name_or_path" not in hparams or "state_dict" not in checkpoint:
-        raise InputError(
-            f"checkpoint {checkpoint_path} was not written by reranker.train: it lacks the "
-            "RerankerModule hyperparameters (model_name_or_path, lr, ...)"
-        )
-    accepted = inspect.signature(RerankerModule.__init__).parameters
-    module = RerankerModule(**{k: v for k, v in hparams.items() if k in accepted})
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        raise InputError(
-            f"checkpoint {checkpoint_path}: its weights do not fit a cross-encoder on "
-            f"{hparams['model_name_or_path']} ({str(err).splitlines()[0]})"
-        ) from None
-    metadata = {
-        "hyper_parameters": dict(hparams),
-        "global_step": checkpoint.get("global_step"),
-        "fusion": checkpoint.get("fusion"),  # the mix with the first stage chosen on validation, if any
-    }
-    return module.eval(), metadata
 
 
 def export_checkpoint(
@@ -79,15 +36,18 @@ def export_checkpoint(
     The card lists the base model, the run's data and settings (from ``<run>/.hydra/config.yaml`` when
     the checkpoint sits in a run folder) and ``metrics`` or, failing that, the run's ``metrics.json``.
     The folder is written next to its destination and moved into place at the end, so a failure
-    leaves no half-written export. The tokenizer is the base model's unless another is given.
+    leaves no half-written export. The tokenizer is the one the run trained with (stored in the
+    checkpoint) unless another is given.
     """
     checkpoint_path = Path(checkpoint_path)
-    module, metadata = load_checkpoint(checkpoint_path)
-    hparams = metadata["hyper_parameters"]
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(tokenizer_name_or_path or hparams["model_name_or_path"]), use_fast=True
-    )
-    model = module.model
+    loaded = load_checkpoint(checkpoint_path)
+    hparams = loaded.hyper_parameters
+    tokenizer = None
+    if tokenizer_name_or_path or not loaded.tokenizer_files:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(tokenizer_name_or_path or hparams["model_name_or_path"]), use_fast=True
+        )
+    model = loaded.model
     model.config.id2label = {0: RELEVANCE_LABEL}
     model.config.label2id = {RELEVANCE_LABEL: 0}
     if metrics is None:
@@ -97,20 +57,24 @@ def export_checkpoint(
         model_id or str(output_dir),
         hparams["model_name_or_path"],
         hparams,
-        metadata["global_step"],
+        loaded.global_step,
         run_config_for(checkpoint_path),
         metrics,
-        metadata["fusion"],
+        loaded.fusion,
     )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
+        with quiet_transformers():
+            model.save_pretrained(staging, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        else:
+            loaded.write_tokenizer(staging)  # the files the run trained with, as they were saved
         _name_tokenizer_class_for_transformers_4(staging)
         write_model_card(staging, card)
-        if metadata["fusion"]:
-            recorded = metadata["fusion"]
+        if loaded.fusion:
+            recorded = loaded.fusion
             write_fusion(staging, Fusion(recorded["method"], recorded["weight"]), recorded)
         if output_dir.exists():
             shutil.rmtree(output_dir)
@@ -149,28 +113,27 @@ def push_to_hub(folder: Path, repo_id: str) -> str:
     return commit.commit_url
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m reranker.export",
-        description="Export a reranker.train checkpoint as a Hugging Face folder with a model card.",
+        prog="reranker export",
+        description="Export a reranker train checkpoint as a Hugging Face folder with a model card.",
     )
-    parser.add_argument("checkpoint", help="a .ckpt file written by reranker.train")
-    parser.add_argument("output_dir", help="the folder to write (replaced if it exists)")
-    parser.add_argument("--tokenizer", help="tokenizer folder or hub name (default: the base model's)")
+    parser.add_argument("checkpoint", help="a .ckpt file written by reranker train")
+    parser.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    parser.add_argument(
+        "--tokenizer",
+        help="Hugging Face tokenizer folder or hub name (default: the one the run trained with)",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this Hub repository")
     args = parser.parse_args(argv)
     try:
-        folder = export_checkpoint(
-            args.checkpoint, args.output_dir, args.tokenizer, model_id=args.push_to_hub
-        )
+        folder = export_checkpoint(args.checkpoint, args.out, args.tokenizer, model_id=args.push_to_hub)
     except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise SystemExit(f"error: {err}") from None
     print(f"exported {args.checkpoint} to {folder}")
     if args.push_to_hub:
         print(f"uploaded to {push_to_hub(folder, args.push_to_hub)}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
+from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.fusion import Fusion, fuse_one, read_fusion
 from reranker.serving.models import PairEncoder, load_cross_encoder, resolve_model_path, score_features
 
@@ -37,7 +38,7 @@ class Reranker:
 
     Args:
         name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
-            tokenizer is the base model's).
+            model config and tokenizer travel inside it).
         max_length: tokens per pair; longer pairs are truncated, the longer text of the pair first.
             Capped at the tokenizer's ``model_max_length``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
@@ -60,18 +61,15 @@ class Reranker:
             raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
         dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
-            from reranker.serving.export import load_checkpoint
-
-            module, metadata = load_checkpoint(name_or_path)
-            self.model = module.model
-            tokenizer_path = metadata["hyper_parameters"]["model_name_or_path"]
-            recorded = metadata.get("fusion")
+            loaded = load_checkpoint(name_or_path)
+            self.model = loaded.model
+            tokenizer = loaded.load_tokenizer()
+            recorded = loaded.fusion
             self.fusion = Fusion(recorded["method"], recorded["weight"]) if recorded else None
         else:
             self.model = load_cross_encoder(name_or_path)
-            tokenizer_path = name_or_path
+            tokenizer = _load_tokenizer(name_or_path)
             self.fusion = read_fusion(name_or_path) if Path(name_or_path).is_dir() else None
-        tokenizer = _load_tokenizer(tokenizer_path)
         if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
             max_length = min(max_length, tokenizer.model_max_length)
         self.max_length = max_length

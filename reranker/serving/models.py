@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from reranker.core.errors import InputError
 
@@ -51,12 +56,38 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_cross_encoder(name_or_path: str, **kwargs) -> PreTrainedModel:
-    """``AutoModelForSequenceClassification`` with one output: the relevance logit of a pair."""
+    """``AutoModelForSequenceClassification`` with one output: the relevance logit of a pair.
+
+    A base model without a classification head gets a new one, initialised at random: one line on stderr
+    says so, in place of transformers' loading report and progress bar.
+    """
     path = resolve_model_path(name_or_path)
+    with quiet_transformers():
+        try:
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, output_loading_info=True, **kwargs
+            )
+        except OSError as err:
+            raise InputError(f"cannot load model {name_or_path!r}: {err}".splitlines()[0]) from None
+    missing = sorted(info.get("missing_keys") or [])
+    if missing and int(os.environ.get("LOCAL_RANK", "0")) == 0:  # once, not once per DDP process
+        print(f"new classification head: {', '.join(missing)}", file=sys.stderr)
+    return model
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' loading report and weight-loading progress bar off, for the duration."""
+    verbosity = hf_logging.get_verbosity()
+    progress_bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
-    except OSError as err:
-        raise InputError(f"cannot load model {name_or_path!r}: {err}".splitlines()[0]) from None
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if progress_bar:
+            hf_logging.enable_progress_bar()
 
 
 def score_features(model: PreTrainedModel, features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -12,6 +12,7 @@ from transformers import get_linear_schedule_with_warmup
 from reranker.core.errors import InputError
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics
+from reranker.serving.checkpoint import PRETRAINED_KEY, pack_pretrained
 from reranker.serving.models import load_cross_encoder, score_features
 from reranker.training.losses import GroupCrossEntropy
 
@@ -75,6 +76,8 @@ class RerankerModule(L.LightningModule):
         super().__init__()
         if dropout is not None and not 0.0 <= dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
+        # Plain ints, not a config ListConfig: checkpoints must load with torch.load(weights_only=True).
+        hit_ks = tuple(int(k) for k in hit_ks)
         self.save_hyperparameters(ignore=["loss"])
         self.model = load_cross_encoder(model_name_or_path)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
@@ -85,8 +88,8 @@ class RerankerModule(L.LightningModule):
             self.model.gradient_checkpointing_enable()
         if dropout is not None:
             set_dropout(self.model, dropout)
-        self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, tuple(hit_ks)))
-        self.fused_metrics = FusedMetrics(mrr_k, tuple(hit_ks), fusion_method) if fusion_method else None
+        self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
+        self.fused_metrics = FusedMetrics(mrr_k, hit_ks, fusion_method) if fusion_method else None
         self.fused_updated = False
         self.fusion: dict | None = None  # the mix chosen at the last validation with first-stage scores
         self.skipped_nonfinite = 0
@@ -146,6 +149,10 @@ class RerankerModule(L.LightningModule):
         checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
         if self.fusion is not None:
             checkpoint["fusion"] = self.fusion
+        # The model config and the tokenizer files travel with the weights: the checkpoint exports and
+        # serves without the base model's folder.
+        encoder = getattr(getattr(self.trainer, "datamodule", None), "encoder", None)
+        checkpoint[PRETRAINED_KEY] = pack_pretrained(self.model, getattr(encoder, "tokenizer", None))
         # Dropout draws from the global generators; a resumed run continues their streams exactly.
         # Every rank starts from the same seed and draws alike, so rank zero's states serve all ranks.
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}

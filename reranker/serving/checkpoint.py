@@ -1,0 +1,113 @@
+"""Self-contained training checkpoints: a ``.ckpt`` written by ``reranker train`` carries the model's
+Hugging Face config and the tokenizer's files beside its weights, so that it exports and loads for
+inference without the base model's folder and from any working directory.
+
+Checkpoints written before they carried these are rebuilt from the base model named in their
+hyperparameters (``model_name_or_path``), which must then still be reachable.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from reranker.core.errors import InputError
+from reranker.serving.models import load_cross_encoder, resolve_model_path
+
+# The checkpoint key of the packed model config and tokenizer files.
+PRETRAINED_KEY = "pretrained"
+# The module holds the Hugging Face model as ``self.model``: its weights are ``model.*`` in the state dict.
+MODEL_PREFIX = "model."
+
+
+def pack_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None) -> dict:
+    """The model's config (a plain dict) and the tokenizer's saved files (name → bytes), for a checkpoint."""
+    files: dict[str, bytes] = {}
+    if tokenizer is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            tokenizer.save_pretrained(folder)
+            files = {path.name: path.read_bytes() for path in Path(folder).iterdir() if path.is_file()}
+    return {"config": model.config.to_dict(), "tokenizer_files": files}
+
+
+@dataclass
+class LoadedCheckpoint:
+    """The cross-encoder of a checkpoint, its tokenizer's files (empty for older checkpoints, whose
+    tokenizer is the base model's) and the checkpoint's ``hyper_parameters`` and ``global_step``."""
+
+    model: PreTrainedModel
+    hyper_parameters: dict
+    global_step: int | None
+    tokenizer_files: dict[str, bytes] = field(default_factory=dict)
+    fusion: dict | None = None  # the mix with the first stage chosen on validation, if any
+
+    def write_tokenizer(self, folder: Path) -> None:
+        for name, content in self.tokenizer_files.items():
+            (folder / name).write_bytes(content)
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer the model was trained with."""
+        if not self.tokenizer_files:
+            return AutoTokenizer.from_pretrained(
+                resolve_model_path(self.hyper_parameters["model_name_or_path"]), use_fast=True
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            self.write_tokenizer(Path(folder))
+            return AutoTokenizer.from_pretrained(folder, use_fast=True)
+
+
+def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
+    """The cross-encoder of a checkpoint written by ``reranker train``, in eval mode.
+
+    Like Lightning's own loading, this unpickles the file: load only checkpoints you trust.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        raise InputError(f"checkpoint {checkpoint_path} does not exist")
+    try:
+        # Lightning checkpoints hold plain Python values besides tensors (hyperparameters, loop state).
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        raise InputError(
+            f"checkpoint {checkpoint_path} is not a PyTorch checkpoint: {err}".splitlines()[0]
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or "model_name_or_path" not in hparams or "state_dict" not in checkpoint:
+        raise InputError(
+            f"checkpoint {checkpoint_path} was not written by reranker train: it lacks the "
+            "RerankerModule hyperparameters (model_name_or_path, ...)"
+        )
+    packed = checkpoint.get(PRETRAINED_KEY)
+    if packed is not None:
+        config = AutoConfig.for_model(**packed["config"])
+        model = AutoModelForSequenceClassification.from_config(config)
+        tokenizer_files = packed["tokenizer_files"]
+    else:
+        model = load_cross_encoder(hparams["model_name_or_path"])
+        tokenizer_files = {}
+    state = {
+        name.removeprefix(MODEL_PREFIX): tensor
+        for name, tensor in checkpoint["state_dict"].items()
+        if name.startswith(MODEL_PREFIX)
+    }
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(
+            f"checkpoint {checkpoint_path}: its weights do not fit a cross-encoder on "
+            f"{hparams['model_name_or_path']} ({str(err).splitlines()[0]})"
+        ) from None
+    return LoadedCheckpoint(
+        model.eval(), dict(hparams), checkpoint.get("global_step"), tokenizer_files, checkpoint.get("fusion")
+    )
