@@ -1,0 +1,70 @@
+"""Callbacks that record what a run did, for tests to check: the queries of every training and validation
+batch (per rank), so that resume and sharding promises are checked on what ran, not only on end states."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+def _pair_key(features: dict[str, torch.Tensor], row: int) -> tuple[int, ...]:
+    """The token ids of one tokenised pair without its padding."""
+    ids = features["input_ids"][row]
+    return tuple(ids[features["attention_mask"][row].bool()].tolist())
+
+
+class RecordQueries(L.Callback):
+    """Append one JSON line per training and validation batch to ``<path>.rank<R>``: the stage, epoch,
+    global step, batch index and the record indices of the batch's queries.
+
+    A query is recognised by its first pair (query, first positive), tokenised as the run tokenises it;
+    the test data gives every query one positive, which training puts first in its group.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.train_keys: dict[tuple[int, ...], int] = {}
+        self.val_keys: dict[tuple[int, ...], int] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        datamodule = trainer.datamodule
+        datamodule.setup(stage)
+        encode = datamodule.encoder
+        records = datamodule.train_groups.records
+        features = encode(list(records["query"]), [pos[0] for pos in records["pos"]])
+        self.train_keys = {_pair_key(features, i): i for i in range(len(records))}
+        items = datamodule.val_groups.items
+        features = encode([query for query, _, _ in items], [candidates[0] for _, candidates, _ in items])
+        self.val_keys = {_pair_key(features, i): i for i in range(len(items))}
+        assert len(self.train_keys) == len(records) and len(self.val_keys) == len(items), "ambiguous pairs"
+
+    def _write(self, trainer: L.Trainer, stage: str, batch_idx: int, queries: list[int]) -> None:
+        line = {
+            "stage": stage,
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "batch_idx": batch_idx,
+            "queries": queries,
+        }
+        with Path(f"{self.path}.rank{trainer.global_rank}").open("a") as file:
+            file.write(json.dumps(line) + "\n")
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
+        features = batch["features"]
+        group_size = trainer.datamodule.group_size
+        rows = range(0, features["input_ids"].shape[0], group_size)
+        self._write(trainer, "train", batch_idx, [self.train_keys[_pair_key(features, row)] for row in rows])
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int, *args) -> None:
+        features = batch["features"]
+        rows = (batch["column"] == 0).nonzero().view(-1).tolist()
+        self._write(trainer, "val", batch_idx, [self.val_keys[_pair_key(features, row)] for row in rows])
+
+
+def read_records(path: Path, rank: int = 0) -> list[dict]:
+    """The lines a :class:`RecordQueries` wrote for ``rank`` (empty when it wrote none)."""
+    file = Path(f"{path}.rank{rank}")
+    return [json.loads(line) for line in file.read_text().splitlines()] if file.is_file() else []
