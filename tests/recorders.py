@@ -3,6 +3,7 @@ batch (per rank), so that resume and sharding promises are checked on what ran, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -68,3 +69,33 @@ def read_records(path: Path, rank: int = 0) -> list[dict]:
     """The lines a :class:`RecordQueries` wrote for ``rank`` (empty when it wrote none)."""
     file = Path(f"{path}.rank{rank}")
     return [json.loads(line) for line in file.read_text().splitlines()] if file.is_file() else []
+
+
+class RecordWeights(L.Callback):
+    """Append ``{"batch_idx", "step", "digest"}`` after every training batch to ``<path>.rank<R>``; the
+    digest (of every parameter's bytes) is equal exactly when the weights are."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        digest = hashlib.sha256()
+        for parameter in pl_module.parameters():
+            digest.update(parameter.detach().cpu().numpy().tobytes())
+        line = {"batch_idx": batch_idx, "step": trainer.global_step, "digest": digest.hexdigest()}
+        with Path(f"{self.path}.rank{trainer.global_rank}").open("a") as file:
+            file.write(json.dumps(line) + "\n")
+
+
+class RecordGradients(L.Callback):
+    """Save the gradients that the first optimiser step applies (accumulated, before clipping) to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module, optimizer) -> None:
+        if trainer.global_step == 0:
+            gradients = {
+                n: p.grad.detach().clone() for n, p in pl_module.named_parameters() if p.grad is not None
+            }
+            torch.save(gradients, self.path)

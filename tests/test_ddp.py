@@ -40,7 +40,9 @@ def assert_each_query_on_one_rank(path, num_train: int, num_val: int, batch_size
             for rank_records in records
         ]
         assert [len(queries) for queries in trained] == [num_train // 2] * 2
-        assert not set(trained[0]) & set(trained[1]) and len(set(trained[0] + trained[1])) == 2 * (num_train // 2)
+        assert not set(trained[0]) & set(trained[1]) and len(set(trained[0] + trained[1])) == 2 * (
+            num_train // 2
+        )
     # Validation passes: zero-shot, one per interval during fit, the best checkpoint's; batches per pass:
     val = [[r for r in rank_records if r["stage"] == "val"] for rank_records in records]
     passes = [[], []]
