@@ -119,7 +119,9 @@ def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_loss_and_gr
         module.train()
         calls = []
         # A submodule of the layer: transformers wraps the layer's forward, so the layer's own hooks run once.
-        module.model.base_model.encoder.layer[0].attention.register_forward_hook(lambda *a: calls.append(1))
+        module.model.base_model.encoder.layer[0].attention.register_forward_hook(
+            lambda *a, calls=calls: calls.append(1)
+        )
         results[checkpointing] = (*pair_scores_and_gradients(module, features), len(calls))
     (loss, gradients, calls), (loss_ckpt, gradients_ckpt, calls_ckpt) = results[False], results[True]
     assert (calls, calls_ckpt) == (1, 2)  # the layer ran again in the backward pass
