@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.experimental.callback import Callback as HydraCallback
 
 
 def _pair_key(features: dict[str, torch.Tensor], row: int) -> tuple[int, ...]:
@@ -99,3 +100,16 @@ class RecordGradients(L.Callback):
                 n: p.grad.detach().clone() for n, p in pl_module.named_parameters() if p.grad is not None
             }
             torch.save(gradients, self.path)
+
+
+class RecordReturns(HydraCallback):
+    """A Hydra callback: one JSON line per finished job of a sweep with its number and what ``main()``
+    returned (``NaN`` for a diverged run), appended to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        line = {"job": config.hydra.job.num, "returned": job_return.return_value}
+        with Path(self.path).open("a") as file:
+            file.write(json.dumps(line) + "\n")

@@ -94,13 +94,29 @@ def test_ckpt_path_last_picks_the_newest_checkpoint_or_none(tmp_path):
     assert resolve_ckpt_path("last", tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
     last = tmp_path / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"")
+    torch.save({}, last)
     assert resolve_ckpt_path("last", tmp_path) == str(last)
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"")
+    torch.save({}, hpc)
     os.utime(last, (1_000, 1_000))
     assert resolve_ckpt_path("last", tmp_path) == str(hpc)
     assert resolve_ckpt_path(None, tmp_path) is None
+
+
+def test_ckpt_path_last_never_picks_a_checkpoint_cut_short(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    torch.save({"weights": torch.zeros(1000)}, last)
+    os.utime(last, (1_000, 1_000))
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(last.read_bytes()[:-100])  # newer, but its end is missing
+    assert resolve_ckpt_path("last", tmp_path) == str(last)
+    last.write_bytes(last.read_bytes()[:-100])
+    assert resolve_ckpt_path("last", tmp_path) is None
+    from reranker.core.errors import InputError
+
+    with pytest.raises(InputError, match="is not a whole checkpoint"):
+        resolve_ckpt_path(str(last), tmp_path)
 
 
 def test_ckpt_path_that_does_not_exist_is_an_input_error(tmp_path):
