@@ -115,7 +115,7 @@ def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_loss_and_gr
     features = PairEncoder(tokenizer, 64)(queries, passages)
     results = {}
     for checkpointing in (False, True):
-        module = RerankerModule(tiny_bert, group_size=2, dropout=0.0, gradient_checkpointing=checkpointing)
+        module = RerankerModule(tiny_bert, dropout=0.0, gradient_checkpointing=checkpointing)
         module.train()
         calls = []
         # A submodule of the layer: transformers wraps the layer's forward, so the layer's own hooks run once.
