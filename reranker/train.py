@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import zipfile
 from pathlib import Path
 
 import hydra
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
+from reranker.training.checkpoint_io import AtomicCheckpointIO
 from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
@@ -55,15 +57,18 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     ``checkpoints/last.ckpt`` and the ``hpc_ckpt_*.ckpt`` written on a Slurm requeue signal.
 
     ``last`` with no checkpoint yet starts from scratch, so a job and its requeued run share one command.
+    A file that is not a whole checkpoint (cut short by a kill while it was written) is never used.
     """
     if not ckpt_path:
         return None
     if ckpt_path == "last":
         candidates = [output_dir / "checkpoints" / "last.ckpt", *output_dir.glob("hpc_ckpt_*.ckpt")]
-        existing = [path for path in candidates if path.is_file()]
+        existing = [path for path in candidates if path.is_file() and zipfile.is_zipfile(path)]
         return str(max(existing, key=lambda path: path.stat().st_mtime_ns)) if existing else None
     if not Path(ckpt_path).is_file():
         raise InputError(f"ckpt_path {ckpt_path} does not exist (give a checkpoint file, or last)")
+    if not zipfile.is_zipfile(ckpt_path):
+        raise InputError(f"ckpt_path {ckpt_path} is not a whole checkpoint (cut short, or not a .ckpt)")
     return str(ckpt_path)
 
 
@@ -105,7 +110,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # LearningRateMonitor refuses a trainer without a logger, and there is nowhere to log the rate to.
         callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_cluster_plugins()
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
     )
     _log_config(loggers, cfg)
 

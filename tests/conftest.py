@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ci_guard import MISSING, pytest_runtest_makereport  # noqa: F401  (the hook: missing deps fail under CI)
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoConfig,
@@ -244,3 +245,16 @@ def xlmr_run(tiny_xlmr, tmp_path_factory) -> Path:
 def trained_run(request) -> Path:
     """Each tiny run in turn (BERT with token_type_ids, XLM-R without)."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def nan_model(tiny_bert, tmp_path):
+    """The tiny BERT with every weight set to NaN: every loss is NaN."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    path = tmp_path / "nan-bert"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(path)
+    return str(path)

@@ -1,5 +1,6 @@
-"""DDP on 2 CPU processes (gloo): validation metrics, the fused ones included, equal those of 1 process on
-the same data; the export records the fused weight; a NaN loss on one rank makes every rank skip that step."""
+"""DDP on 2 CPU processes (gloo): each rank trains and validates its own queries (recorded, disjoint and
+complete), validation metrics, the fused ones included, equal those of 1 process on the same data; the
+export records the fused weight; a NaN loss on one rank makes every rank skip that step."""
 
 import csv
 import json
@@ -10,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import TOPICS, make_records, write_jsonl
+from recorders import read_records
 from test_train import compose_config, run_cli, tiny_run_overrides
 
 from reranker import Reranker
@@ -44,6 +46,35 @@ def validate_in_one_process(cfg, checkpoint=None) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
 
 
+def assert_each_query_on_one_rank(path, num_train: int, num_val: int, batch_size: int) -> None:
+    """Training: per epoch, each rank trains an equal share and no query on two ranks (the remainder of
+    ``num_train // 2`` shares is left out). Validation: every pass sees each query on exactly one rank."""
+    records = [read_records(path, rank) for rank in (0, 1)]
+    epochs = {r["epoch"] for rank_records in records for r in rank_records if r["stage"] == "train"}
+    assert epochs
+    for epoch in epochs:
+        trained = [
+            [q for r in rank_records if r["stage"] == "train" and r["epoch"] == epoch for q in r["queries"]]
+            for rank_records in records
+        ]
+        assert [len(queries) for queries in trained] == [num_train // 2] * 2
+        assert not set(trained[0]) & set(trained[1]) and len(set(trained[0] + trained[1])) == 2 * (
+            num_train // 2
+        )
+    # Validation passes: zero-shot, one per interval during fit, the best checkpoint's; batches per pass:
+    val = [[r for r in rank_records if r["stage"] == "val"] for rank_records in records]
+    passes = [[], []]
+    for rank in (0, 1):
+        for r in val[rank]:
+            if r["batch_idx"] == 0:
+                passes[rank].append([])
+            passes[rank][-1] += r["queries"]
+    assert len(passes[0]) == len(passes[1]) >= 3
+    for on_rank_0, on_rank_1 in zip(*passes, strict=True):
+        assert (sorted(on_rank_0), sorted(on_rank_1)) == ([0, 2, 4], [1, 3])  # 3 queries and 2, no padding
+    assert max(len(r["queries"]) for r in val[0]) == batch_size
+
+
 def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skipped_by_all(tiny_bert, tmp_path):
     records = make_records()
     # 5 validation queries in batches of 2: rank 0 gets 3 queries, rank 1 gets 2, each a partial last batch.
@@ -67,9 +98,12 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
         "+callbacks.nan._target_=tests.faults.NaNOnRankAt",
         "+callbacks.nan.rank=1",
         "+callbacks.nan.batch_idx=0",
+        "+callbacks.record._target_=tests.recorders.RecordQueries",
+        f"+callbacks.record.path={tmp_path / 'batches'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stdout + result.stderr
+    assert_each_query_on_one_rank(tmp_path / "batches", num_train=9, num_val=5, batch_size=2)
     ddp = json.loads((output / "metrics.json").read_text())
     rows = list(csv.DictReader((output / "csv" / "metrics.csv").open()))
     skipped = [float(row["train/skipped_nonfinite"]) for row in rows if row.get("train/skipped_nonfinite")]

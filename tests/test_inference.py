@@ -75,12 +75,17 @@ def test_max_length_truncates(bert_run):
     assert Reranker(bert_run / "export", max_length=100_000).max_length == 128
 
 
-def test_half_precision_is_close_to_float32(trained_run):
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_is_close_to_float32(dtype, trained_run):
     full = Reranker(trained_run / "export", device="cpu").score(PAIRS)
-    half = Reranker(trained_run / "export", device="cpu", dtype="float16")
-    assert next(half.model.parameters()).dtype == torch.float16
-    # The tiny models' wide random weights make float16 rounding visible (seen: up to ~0.03).
-    assert half.score(PAIRS) == pytest.approx(full, abs=0.1)
+    half = Reranker(trained_run / "export", device="cpu", dtype=dtype)
+    assert {parameter.dtype for parameter in half.model.parameters()} == {getattr(torch, dtype)}
+    scores = half.score(PAIRS)
+    assert all(type(score) is float for score in scores)
+    # The tiny models' wide random weights make half-precision rounding visible (seen: up to ~0.03 in
+    # float16; bfloat16 keeps 8 bits of mantissa against float16's 11).
+    assert scores == pytest.approx(full, abs=0.1 if dtype == "float16" else 0.3)
+    assert scores != full  # it did run in half precision
 
 
 def test_no_autograd_graph_is_built(bert_run):

@@ -35,6 +35,16 @@ def test_ties_count_against_the_positive():
     assert hit.compute().item() == 0.0
 
 
+@pytest.mark.parametrize("candidates, expected_mrr", [(5, 1 / 5), (10, 1 / 10), (12, 0.0)])
+def test_a_constant_scorer_ranks_the_positive_last(candidates, expected_mrr):
+    relevance = torch.zeros(3, candidates, dtype=torch.bool)
+    relevance[:, 1] = True
+    mrr, hit = MRR(10), HitRate(1)
+    mrr.update(torch.full((3, candidates), 0.5), relevance)
+    hit.update(torch.full((3, candidates), 0.5), relevance)
+    assert mrr.compute().item() == pytest.approx(expected_mrr) and hit.compute().item() == 0.0
+
+
 def test_query_without_positive_counts_as_zero():
     scores = t([[3.0, 2.0], [1.0, 2.0]])
     relevance = t([[True, False], [False, False]])

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from test_train import compose_config, run_cli, tiny_run_overrides
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.train import train
 from reranker.training.losses import GroupCrossEntropy
@@ -15,19 +14,6 @@ from reranker.training.module import NonFiniteLossError, RerankerModule
 
 def overrides(model, triplet_files, output, *extra):
     return tiny_run_overrides(model, *triplet_files, output) + ["trainer.val_check_interval=2", *extra]
-
-
-@pytest.fixture
-def nan_model(tiny_bert, tmp_path):
-    """The tiny BERT with every weight set to NaN: every loss is NaN."""
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.fill_(float("nan"))
-    path = tmp_path / "nan-bert"
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(path)
-    return str(path)
 
 
 def test_a_run_of_nan_losses_stops_with_advice_and_writes_no_checkpoint_or_export(

@@ -1,10 +1,12 @@
-"""Exact resume: a run interrupted after step k and resumed ends where an uninterrupted run ends."""
+"""Exact resume: a run interrupted after step k and resumed trains exactly the batches it had not trained
+and ends where an uninterrupted run ends."""
 
 import os
 
 import pytest
 import torch
 from conftest import make_records, write_jsonl
+from recorders import read_records
 from test_train import compose_config, tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path, train
@@ -13,9 +15,19 @@ from reranker.train import resolve_ckpt_path, train
 INTERRUPT = ["+callbacks.kill._target_=tests.faults.InterruptAt"]
 
 
-def run(tiny_bert, files, output, *extra):
-    overrides = tiny_run_overrides(tiny_bert, *files, output) + ["model.lr=3e-3", *extra]
+def run(tiny_bert, files, output, *extra, record_to=None):
+    """A tiny run that records its batches in ``<record_to or output>.batches.rank0``."""
+    record = [
+        "+callbacks.record._target_=tests.recorders.RecordQueries",
+        f"+callbacks.record.path={record_to or output}.batches",
+    ]
+    overrides = tiny_run_overrides(tiny_bert, *files, output) + ["model.lr=3e-3", *record, *extra]
     return train(compose_config(overrides))
+
+
+def trained_batches(output) -> list[tuple[int, list[int]]]:
+    """(epoch, queries) of each training batch that the runs in ``output`` trained, in order."""
+    return [(r["epoch"], r["queries"]) for r in read_records(f"{output}.batches") if r["stage"] == "train"]
 
 
 def final_weights(output):
@@ -39,7 +51,8 @@ def resume_setup(tiny_bert, tmp_path_factory):
     def uninterrupted(validate: str):
         if validate not in baselines:
             output = folder / f"uninterrupted-{len(baselines)}"
-            baselines[validate] = (run(tiny_bert, files, output, validate), final_weights(output))
+            metrics = run(tiny_bert, files, output, validate)
+            baselines[validate] = (metrics, final_weights(output), trained_batches(output))
         return baselines[validate]
 
     return files, uninterrupted
@@ -58,14 +71,20 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(
 ):
     triplet_files, uninterrupted = resume_setup
     validate = f"trainer.val_check_interval={val_check_interval}"
-    expected_metrics, expected_weights = uninterrupted(validate)
+    expected_metrics, expected_weights, all_batches = uninterrupted(validate)
+    assert len(all_batches) == 14 and len({tuple(q) for _, q in all_batches}) > 7  # batches differ
 
-    resumed = tmp_path / "resumed"
+    killed = tmp_path / "resumed"
     with pytest.raises(Exception, match=f"interrupted after step {kill_after}"):
-        run(tiny_bert, triplet_files, resumed, validate, *INTERRUPT, f"+callbacks.kill.step={kill_after}")
-    assert not (resumed / "export").exists() and not (resumed / "metrics.json").exists()
+        run(tiny_bert, triplet_files, killed, validate, *INTERRUPT, f"+callbacks.kill.step={kill_after}")
+    assert not (killed / "export").exists() and not (killed / "metrics.json").exists()
+    assert trained_batches(killed) == all_batches[:kill_after]
+    saved_step = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
 
-    metrics = run(tiny_bert, triplet_files, resumed, validate, "ckpt_path=last")
+    resumed = tmp_path / "resumed"  # the same folder, its batches recorded apart
+    metrics = run(tiny_bert, triplet_files, resumed, validate, "ckpt_path=last", record_to=tmp_path / "call")
+    # The resumed call trains exactly the batches after the checkpoint, in the uninterrupted order.
+    assert trained_batches(tmp_path / "call") == all_batches[saved_step:], resumed_from
     assert metrics == expected_metrics, resumed_from
     weights = final_weights(resumed)
     assert all(torch.equal(weights[name], expected_weights[name]) for name in expected_weights), resumed_from
@@ -75,13 +94,29 @@ def test_ckpt_path_last_picks_the_newest_checkpoint_or_none(tmp_path):
     assert resolve_ckpt_path("last", tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
     last = tmp_path / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"")
+    torch.save({}, last)
     assert resolve_ckpt_path("last", tmp_path) == str(last)
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"")
+    torch.save({}, hpc)
     os.utime(last, (1_000, 1_000))
     assert resolve_ckpt_path("last", tmp_path) == str(hpc)
     assert resolve_ckpt_path(None, tmp_path) is None
+
+
+def test_ckpt_path_last_never_picks_a_checkpoint_cut_short(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    torch.save({"weights": torch.zeros(1000)}, last)
+    os.utime(last, (1_000, 1_000))
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(last.read_bytes()[:-100])  # newer, but its end is missing
+    assert resolve_ckpt_path("last", tmp_path) == str(last)
+    last.write_bytes(last.read_bytes()[:-100])
+    assert resolve_ckpt_path("last", tmp_path) is None
+    from reranker.core.errors import InputError
+
+    with pytest.raises(InputError, match="is not a whole checkpoint"):
+        resolve_ckpt_path(str(last), tmp_path)
 
 
 def test_ckpt_path_that_does_not_exist_is_an_input_error(tmp_path):

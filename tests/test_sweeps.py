@@ -1,8 +1,13 @@
-"""Sweep and launcher configs compose (the Optuna sweeper and submitit launcher plugins are installed)."""
+"""Sweeps: a real two-run multirun on the tiny model goes on past a diverged run and hands the sweeper what
+``main()`` returns; sweep and launcher configs compose (the Optuna sweeper and submitit launcher plugins
+are installed)."""
+
+import json
+import math
 
 import pytest
 from hydra import compose, initialize_config_dir
-from test_train import CONF
+from test_train import CONF, run_cli
 
 
 def compose_with_hydra(overrides):
@@ -31,3 +36,37 @@ def test_slurm_launcher_asks_one_task_per_device(trainer):
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices
+
+
+def test_a_multirun_goes_on_past_a_nan_run_and_returns_the_optimised_metric(
+    nan_model, tiny_bert, triplet_files, tmp_path
+):
+    train_file, val_file = triplet_files
+    sweep_dir = tmp_path / "sweep"
+    returns = tmp_path / "returns.jsonl"
+    result = run_cli(
+        "-m",
+        # The first run diverges (every weight NaN); the sweep must still run the second.
+        f"model.model_name_or_path={nan_model},{tiny_bert}",
+        f"data.train_files={train_file}",
+        f"data.val_files={val_file}",
+        "data.group_size=3",
+        "data.batch_size=4",
+        "data.max_length=64",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "++model.max_nonfinite_in_a_row=2",
+        "callbacks.progress_bar=null",
+        f"hydra.sweep.dir={sweep_dir}",
+        "+hydra.callbacks.returns._target_=tests.recorders.RecordReturns",
+        f"+hydra.callbacks.returns.path={returns}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "error: the training loss was NaN or infinite on 2 steps in a row" in result.stderr
+    returned = {line["job"]: line["returned"] for line in map(json.loads, returns.read_text().splitlines())}
+    assert set(returned) == {0, 1} and math.isnan(returned[0])  # NaN: a failed trial to Optuna
+    assert not (sweep_dir / "0" / "export").exists() and not (sweep_dir / "0" / "metrics.json").exists()
+    metrics = json.loads((sweep_dir / "1" / "metrics.json").read_text())
+    assert (
+        returned[1] == metrics["val/mrr@10"] and (sweep_dir / "1" / "export" / "model.safetensors").is_file()
+    )

@@ -3,7 +3,7 @@
 Each query is one row of a ``[Q, C]`` score matrix. The rank of a query is the rank of its best-scored
 relevant candidate, counted pessimistically: every non-relevant candidate whose score is greater than
 *or equal to* that positive's score is placed before it. A constant scorer therefore earns no credit
-from ties. A query without any relevant candidate (a first-stage retrieval miss) has reciprocal rank 0
+from ties: its positive is last (MRR@k 1/C for C <= k candidates). A query without any relevant candidate (a first-stage retrieval miss) has reciprocal rank 0
 and no hit, and it is counted in the denominator.
 
 Scores are raw logits of any sign; nothing treats a score <= 0 as special.

@@ -76,9 +76,15 @@ def export_checkpoint(
         if loaded.fusion:
             recorded = loaded.fusion
             write_fusion(staging, Fusion(recorded["method"], recorded["weight"]), recorded)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
+        # The old folder is moved aside whole before the new one takes its name, so a kill at any point
+        # leaves either folder complete, or none, under output_dir; never a half-deleted one.
+        previous = output_dir.with_name(f".{output_dir.name}-previous") if output_dir.exists() else None
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+            output_dir.rename(previous)
         staging.rename(output_dir)
+        if previous is not None:
+            shutil.rmtree(previous)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -36,6 +36,12 @@ class FiniteModelCheckpoint(ModelCheckpoint):
         if self._should_save_on_train_epoch_end(trainer):
             self._refresh_last(trainer)
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning writes last.ckpt at the end only when this call wrote none: a run whose last validation
+        # came before its last step kept older weights there, and resuming it trained those steps again.
+        self._refresh_last(trainer)
+        super().on_train_end(trainer, pl_module)
+
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,0 +1,100 @@
+"""SIGKILL at seeded random moments — inside a step, before an update, during validation, while a
+checkpoint is written, while the export is written — then ``ckpt_path=last``: every run ends with the
+weights, metrics and export of an uninterrupted run, and nothing cut short is ever picked up.
+
+Each run is a child of a fork server that imported torch, Lightning and transformers once, so a kill and
+a resume cost a tiny training run each, not an interpreter start.
+"""
+
+import json
+import multiprocessing
+import random
+
+import pytest
+import torch
+from conftest import make_records, write_jsonl
+from safetensors.torch import load_file
+from test_train import tiny_run_overrides
+
+from reranker.train import resolve_ckpt_path
+from tests.faults import run_killable
+
+SEED = 14
+KINDS = ("step", "update", "validation", "checkpoint", "export")
+# 7 kills: one of each kind, and a second while a checkpoint and while the export is written (the
+# moments where a partial file could be left behind). About 60 s of CPU in all (a tiny run is ~3 s).
+PLAN = (*KINDS, "checkpoint", "export")
+
+
+@pytest.fixture(scope="module")
+def fork():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "lightning", "transformers", "reranker.train", "tests.faults"])
+
+    def run(overrides, kill=None, counts_file=None) -> int:
+        process = context.Process(
+            target=run_killable, args=(overrides, kill or {"kind": None}, counts_file and str(counts_file))
+        )
+        process.start()
+        process.join(timeout=300)
+        return process.exitcode
+
+    return run
+
+
+def outcome(folder):
+    """What a finished run leaves: metrics.json, the final weights (last.ckpt) and the exported weights."""
+    checkpoint = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return (
+        json.loads((folder / "metrics.json").read_text()),
+        checkpoint["state_dict"],
+        load_file(folder / "export" / "model.safetensors"),
+    )
+
+
+def assert_same(ours, expected, label):
+    metrics, weights, exported = ours
+    assert metrics == expected[0], label
+    for got, want in ((weights, expected[1]), (exported, expected[2])):
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), label
+
+
+def assert_nothing_cut_short_is_picked_up(folder, label):
+    resumed_from = resolve_ckpt_path("last", folder)
+    if resumed_from is not None:
+        torch.load(resumed_from, map_location="cpu", weights_only=False)  # whole: it loads
+    export = folder / "export"
+    if export.exists():
+        assert load_file(export / "model.safetensors") and (export / "config.json").is_file(), label
+        json.loads((export / "config.json").read_text())
+
+
+def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_end(fork, tiny_bert, tmp_path):
+    records = make_records()
+    files = (
+        str(write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])),
+        str(write_jsonl(tmp_path / "val.jsonl", records[3::4])),
+    )
+
+    def overrides(folder, *extra):
+        # 14 queries in batches of 2: 7 steps an epoch, 2 epochs, validation every 2 steps.
+        return tiny_run_overrides(tiny_bert, *files, folder) + [
+            "model.lr=3e-3", "trainer.val_check_interval=2", *extra
+        ]  # fmt: skip
+
+    baseline = tmp_path / "uninterrupted"
+    assert fork(overrides(baseline), counts_file=tmp_path / "counts.json") == 0
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    expected = outcome(baseline)
+    assert {kind: counts[kind] > 0 for kind in KINDS} == dict.fromkeys(KINDS, True), counts
+
+    rng = random.Random(SEED)
+    for number, kind in enumerate(PLAN):
+        kill = {"kind": kind, "n": rng.randint(1, counts[kind]), "after_bytes": rng.randint(1, 100_000)}
+        label = f"kill {number}: {kill}"
+        folder = tmp_path / f"killed-{number}"
+        assert fork(overrides(folder), kill) == -9, label  # SIGKILL
+        assert not (folder / "metrics.json").exists(), label
+        assert_nothing_cut_short_is_picked_up(folder, label)
+        assert fork(overrides(folder, "ckpt_path=last")) == 0, label
+        assert_same(outcome(folder), expected, label)
