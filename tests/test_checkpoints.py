@@ -16,7 +16,10 @@ def test_the_exported_checkpoint_has_the_highest_validation_mrr_of_the_run(
     # Validating every 2 steps at a high learning rate: the metric rises and falls within the run.
     metrics = train(compose_config([*overrides, "trainer.val_check_interval=2", "model.lr=1e-2"]))
 
-    rows = [row for row in csv.DictReader((tmp_path / "csv" / "metrics.csv").open()) if row["val/mrr@10"]]
+    logged = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    # Validation rows before the first training loss are the base model's (zero-shot), not a checkpoint's.
+    first_step = next(i for i, row in enumerate(logged) if row["train/loss"])
+    rows = [row for row in logged[first_step:] if row["val/mrr@10"]]
     during_fit, after_fit = rows[:-1], rows[-1]  # the last row is the final validation of the best
     values = [float(row["val/mrr@10"]) for row in during_fit]
     best = max(values)
