@@ -39,7 +39,7 @@ class RecordQueries(L.Callback):
         features = encode(list(records["query"]), [pos[0] for pos in records["pos"]])
         self.train_keys = {_pair_key(features, i): i for i in range(len(records))}
         items = datamodule.val_groups.items
-        features = encode([query for query, _, _ in items], [candidates[0] for _, candidates, _ in items])
+        features = encode([item[0] for item in items], [item[1][0] for item in items])
         self.val_keys = {_pair_key(features, i): i for i in range(len(items))}
         assert len(self.train_keys) == len(records) and len(self.val_keys) == len(items), "ambiguous pairs"
 

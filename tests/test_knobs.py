@@ -24,7 +24,7 @@ def test_val_fraction_holds_out_that_share_of_the_queries(fraction, tiny_bert, t
         str(write_jsonl(tmp_path / "t.jsonl", records)), tiny_bert, group_size=3, val_fraction=fraction
     )
     data.setup("fit")
-    val = [query for query, _, _ in data.val_groups]
+    val = [item[0] for item in data.val_groups]
     train_queries = list(data.train_groups.records["query"])
     assert len(val) == math.ceil(fraction * len(records))
     assert not set(val) & set(train_queries) and sorted(val + train_queries) == sorted(

@@ -78,7 +78,7 @@ def independent_mrr(checkpoint: Path, cfg, k: int = 10) -> float:
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     reciprocal_ranks = []
-    for query, candidates, relevant in datamodule.val_groups:
+    for query, candidates, relevant, *_ in datamodule.val_groups:
         features = tokenizer([query] * len(candidates), candidates, padding=True, truncation=True,
                              max_length=cfg.data.max_length, return_tensors="pt")  # fmt: skip
         with torch.no_grad():
