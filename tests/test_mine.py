@@ -94,6 +94,13 @@ def test_bad_options_and_files(tmp_path):
         main(["mine", "--queries", str(tmp_path / "q.tsv"), "--corpus", str(corpus), "--qrels",
               str(tmp_path / "qrels.tsv"), "--out", str(out)])  # fmt: skip
     assert not out.exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "pos": ["p"]}\n{"query": "q", "pos": "p"}\n')
+    with pytest.raises(
+        SystemExit, match="bad.jsonl, line 2: field 'pos' must be a non-empty list of strings"
+    ):
+        main(["teacher", str(bad), "--model", "unused", "--out", str(out)])
+    assert not out.exists()
 
 
 def test_mine_command_with_a_cross_encoder_filter(tmp_path, tiny_bert, capsys):

@@ -82,7 +82,11 @@ class HfTranslate:
         self.generate_options: dict = {"num_beams": num_beams, "max_new_tokens": max_length}
         source_token = language_token(self.tokenizer, source)
         if source_token is not None and hasattr(self.tokenizer, "src_lang"):
-            self.tokenizer.src_lang = source_token
+            # M2M100 takes "ko" for its token "__ko__"; NLLB takes its token "kor_Hang" itself.
+            bare = (
+                source_token[2:-2] if source_token.startswith("__") and source_token.endswith("__") else None
+            )
+            self.tokenizer.src_lang = bare or source_token
         target_token = language_token(self.tokenizer, target)
         if target_token is not None:
             self.generate_options["forced_bos_token_id"] = self.tokenizer.convert_tokens_to_ids(target_token)
