@@ -55,7 +55,7 @@ def read_triplet_records(path: str | Path) -> list[dict]:
     records = []
     for number, line in _lines(path):
         checked = parse_line(line, f"{path}, line {number}")
-        records.append({**json.loads(line), **checked})
+        records.append({**json.loads(line), **{name: checked[name] for name in ("query", "pos", "neg")}})
     return records
 
 
