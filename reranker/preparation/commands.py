@@ -139,6 +139,8 @@ def add_mine(commands) -> None:
     parser.add_argument("--filter-margin", type=float, default=0.0,
                         help="drop a candidate scoring above (best positive - margin)")  # fmt: skip
     parser.add_argument("--filter-scale", choices=mine.SCALES, default="logit", help="the margin's scale")
+    parser.add_argument("--filter-max-candidates", type=int, default=None,
+                        help="score at most this many window candidates a query (default: the whole window)")  # fmt: skip
     _add_scoring(parser)
 
 
@@ -188,7 +190,7 @@ def run_mine(args: argparse.Namespace) -> dict:
     try:
         triplets, summary = mine.mine(
             queries, corpus, tuple(args.window), args.num_hard_negatives, args.num_random_negatives,
-            args.bm25_tokenizer, args.seed, score, args.filter_margin, args.filter_scale,
+            args.bm25_tokenizer, args.seed, score, args.filter_margin, args.filter_scale, args.filter_max_candidates,
         )  # fmt: skip
     finally:
         if cache is not None:

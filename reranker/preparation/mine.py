@@ -8,7 +8,9 @@ of the best positive's: ``candidate > positive - margin``. The margin is an abso
 raw logits or on their sigmoid (``scale``), so it means the same thing whatever the sign of the scores; a
 margin stated as a fraction of the positive's score would tighten or loosen with the sign of that score, and
 for a negative logit it would drop candidates scoring *below* the positive. Dropped candidates are replaced
-by the next ones drawn from the window. Random negatives are not scored (a random passage is rarely relevant).
+by the next ones drawn from the window, up to ``max_scored`` candidates a query: where the teacher scores the
+positive below most of the window (it disagrees with the judgement), the query keeps fewer hard negatives
+instead of the whole window being scored. Random negatives are not scored (a random passage is rarely relevant).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def mine(
     score: ScoreFn | None = None,
     margin: float = 0.0,
     scale: str = "logit",
+    max_scored: int | None = None,
 ) -> tuple[list[dict], dict]:
     """Triplets ``{qid, query, pos, neg}`` (hard negatives first, then random ones) and a summary."""
     check_options(window, num_hard, num_random, margin, scale)
@@ -71,6 +74,8 @@ def mine(
         pool = [i for i in ranked[low - 1 :] if i not in query["pos_ids"]]
         rng.shuffle(pool)
         pools.append(pool)
+    if max_scored is not None:
+        pools = [pool[:max_scored] for pool in pools]  # the filter scores at most this many a query
     hard, scored, removed = _draw(queries, corpus, pools, num_hard, score, margin, scale)
     triplets = []
     for query, negatives in zip(queries, hard, strict=True):
