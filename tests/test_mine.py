@@ -70,6 +70,14 @@ def test_filter_drops_candidates_near_the_positive_with_all_negative_logits():
     )  # minus the positive
 
 
+def test_filter_scores_at_most_max_scored_candidates_a_query():
+    # A teacher that scores the positive below everything: each candidate is dropped; the cap bounds the cost.
+    score, seen = table_scores({"p0": -9.0, "p1": 1.0, "p2": 1.0, "p3": 1.0, "p4": 1.0, "p5": 1.0})
+    triplets, summary = mine(QUERIES, CORPUS, (1, 6), 1, score=score, margin=0.0, max_scored=3)
+    assert triplets[0]["neg"] == [] and summary["candidates_scored"] == 3 == summary["removed_by_filter"]
+    assert summary["queries_short_of_hard_negatives"] == 1
+
+
 def test_filter_on_probabilities():
     # Logits 2.0 (positive) and 1.0: probabilities 0.88 and 0.73; a 0.1 margin keeps it, 0.2 drops it.
     score, _ = table_scores({"p0": 2.0, "p1": 1.0, "p2": -5, "p3": -5, "p4": -5, "p5": -5})
