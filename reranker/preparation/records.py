@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reranker.core.errors import InputError
-from reranker.core.triplets import parse_line
+from reranker.core.jsonl import read_jsonl, where
+from reranker.core.triplets import parse_record
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
@@ -51,11 +52,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def read_triplet_records(path: str | Path) -> list[dict]:
     """Triplet JSONL records, checked like training data, with any extra fields kept."""
-    path = Path(path)
     records = []
-    for number, line in _lines(path):
-        checked = parse_line(line, f"{path}, line {number}")
-        records.append({**json.loads(line), **{name: checked[name] for name in ("query", "pos", "neg")}})
+    for number, record in read_jsonl(path):
+        checked = parse_record(record, where(path, number))
+        records.append({**record, **{name: checked[name] for name in ("query", "pos", "neg")}})
     return records
 
 
