@@ -115,18 +115,19 @@ def test_table_matches_hand_computed_values(queries_set):
     results = evaluate(
         eval_set, {FIRST_STAGE: eval_set.first_stage_scores(), "m": model}, [(FIRST_STAGE, "m")]
     )
-    # First stage ranks: a 2, b 1; c's gold was forced in (at 4): a first-stage miss.
-    assert results["per_query"][FIRST_STAGE]["rank"] == [2, 1, 0]
+    # First stage ranks: a 2, b 1; c's gold was forced in at 4 and counts there, as it does for the model.
+    assert results["per_query"][FIRST_STAGE]["rank"] == [2, 1, 4]
     assert results["table"][FIRST_STAGE] == pytest.approx(
-        {"hit@1": 1 / 3, "hit@3": 2 / 3, "hit@5": 2 / 3, "mrr@10": (1 / 2 + 1) / 3}
+        {"hit@1": 1 / 3, "hit@3": 2 / 3, "hit@5": 1.0, "mrr@10": (1 / 2 + 1 + 1 / 4) / 3}
     )
+    assert results["forced"] == 1
     assert results["per_query"]["m"]["rank"] == [1, 2, 3]
     assert results["table"]["m"] == pytest.approx(
         {"hit@1": 1 / 3, "hit@3": 1.0, "hit@5": 1.0, "mrr@10": (1 + 1 / 2 + 1 / 3) / 3}
     )
     forced = results["slices"]["gold"]["forced in"]
     assert forced["queries"] == 1 and forced["m"]["mrr@10"] == pytest.approx(1 / 3)
-    assert forced[FIRST_STAGE]["mrr@10"] == 0
+    assert forced[FIRST_STAGE]["mrr@10"] == pytest.approx(1 / 4)
     lengths = results["slices"]["query length"]
     assert lengths["0-19 chars"]["queries"] == 2 and lengths["20-39 chars"]["queries"] == 1
     assert [t["metric"] for t in results["tests"]] == ["mrr@10", "hit@1"]

@@ -53,7 +53,10 @@ def test_every_experiment_composes(experiment, tmp_path):
     )
     assert cfg.model._target_ == "reranker.training.module.RerankerModule"
     assert "group_size" not in cfg.model  # stated once, as data.group_size
-    assert cfg.loss._target_ == "reranker.training.losses.GroupCrossEntropy"
+    distilled = experiment == "bge_large_ko_distill"  # the recipe trained on teacher scores
+    assert (
+        cfg.loss._target_ == f"reranker.training.losses.{'DistillKL' if distilled else 'GroupCrossEntropy'}"
+    )
     assert cfg.data.tokenizer_name_or_path == cfg.model.model_name_or_path
 
 

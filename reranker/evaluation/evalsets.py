@@ -53,13 +53,11 @@ class EvalSet:
         """Every ``(query, candidate)`` pair, query by query."""
         return [(q, c) for q, cands in zip(self.queries, self.candidates, strict=True) for c in cands]
 
-    def dense(
-        self, flat_scores: list[float], drop_forced: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dense(self, flat_scores: list[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scores (in :meth:`pairs` order) → ``scores``, ``relevance``, ``candidate_mask``, each ``[Q, C]``.
 
-        ``drop_forced`` marks no candidate relevant for queries whose gold was forced in, so that they
-        count as misses: the first stage did not retrieve their gold.
+        Every run is scored on the same lists: a gold forced in is relevant for every row, the first stage
+        included (it ranks the gold where it was put).
         """
         width = max(len(c) for c in self.candidates)
         scores = torch.zeros(len(self), width, dtype=torch.float64)
@@ -75,8 +73,6 @@ class EvalSet:
             start += len(flags)
         if start != len(flat_scores):
             raise ValueError(f"expected {start} scores, got {len(flat_scores)}")
-        if drop_forced and self.forced is not None:
-            relevance[torch.tensor(self.forced, dtype=torch.bool)] = False
         return scores, relevance, mask
 
     def first_stage_scores(self) -> list[float]:

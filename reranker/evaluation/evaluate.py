@@ -1,8 +1,9 @@
 """Evaluate rerankers on one evaluation set: ``reranker evaluate DATA [--corpus C] --model M ...``.
 
 Prints the table: one row for the first-stage order ("without reranker") and one per model, with hit@k
-(has-right-in-contexts) and MRR@10 from ``reranker.evaluation.metrics`` (the code path validation uses; a gold passage
-forced into the candidates is a miss for the first stage, which did not retrieve it); then each
+(has-right-in-contexts) and MRR@10 from ``reranker.evaluation.metrics`` (the code path validation uses). Every row
+ranks the same candidate lists: a gold passage forced into the candidates counts where it was put for the first
+stage, like any candidate for a reranker, so a paired test compares like with like; then each
 model against the first stage (or the ``--compare`` pairs) with a paired test, and the same metrics per
 slice: query length and whether the gold passage was forced into the candidates. ``--out DIR`` writes
 ``results.json`` (table, per-query ranks and reciprocal ranks, slices, tests) and ``results.md``.
@@ -34,9 +35,9 @@ from reranker.serving.fusion import METHODS, check_fusion
 FIRST_STAGE = "without reranker"
 
 
-def rank_run(eval_set: EvalSet, flat_scores: list[float], first_stage: bool = False) -> torch.Tensor:
+def rank_run(eval_set: EvalSet, flat_scores: list[float]) -> torch.Tensor:
     """Per-query 1-based rank of the best relevant candidate (0: none): ``[Q]``."""
-    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
+    scores, relevance, mask = eval_set.dense(flat_scores)
     return first_relevant_rank(scores, relevance, mask)
 
 
@@ -52,10 +53,9 @@ def summarise(
     rows: list[int],
     mrr_k: int,
     hit_ks: tuple[int, ...],
-    first_stage: bool = False,
 ) -> dict[str, float]:
-    """``ranking_metrics`` over the queries ``rows`` of the set (forced golds are misses for the first stage)."""
-    scores, relevance, mask = eval_set.dense(flat_scores, drop_forced=first_stage)
+    """``ranking_metrics`` over the queries ``rows`` of the set."""
+    scores, relevance, mask = eval_set.dense(flat_scores)
     index = torch.tensor(rows, dtype=torch.long)
     metrics = ranking_metrics(mrr_k, hit_ks)
     for metric in metrics.values():
@@ -100,13 +100,10 @@ def evaluate(
     """Table, per-query values, slices and paired tests for scored runs (flat scores in ``pairs()`` order)."""
     everything = list(range(len(eval_set)))
     names = [*(f"hit@{k}" for k in hit_ks), f"mrr@{mrr_k}"]
-    table = {
-        run: summarise(eval_set, scores, everything, mrr_k, hit_ks, run == FIRST_STAGE)
-        for run, scores in runs.items()
-    }
+    table = {run: summarise(eval_set, scores, everything, mrr_k, hit_ks) for run, scores in runs.items()}
     per_query = {}
     for run, scores in runs.items():
-        rank = rank_run(eval_set, scores, run == FIRST_STAGE)
+        rank = rank_run(eval_set, scores)
         per_query[run] = {"rank": rank.tolist(), **per_query_values(rank, mrr_k, hit_ks)}
     tests = []
     for a, b in compare:
@@ -117,7 +114,7 @@ def evaluate(
         kind: {
             bucket: {
                 "queries": len(rows),
-                **{r: summarise(eval_set, s, rows, mrr_k, hit_ks, r == FIRST_STAGE) for r, s in runs.items()},
+                **{r: summarise(eval_set, s, rows, mrr_k, hit_ks) for r, s in runs.items()},
             }
             for bucket, rows in buckets.items()
         }
@@ -127,6 +124,7 @@ def evaluate(
         "metrics": names,
         "queries": len(eval_set),
         "candidates": sum(len(c) for c in eval_set.candidates),
+        "forced": sum(eval_set.forced or []),
         "table": table,
         "tests": tests,
         "slices": slice_tables,
@@ -153,8 +151,10 @@ def format_tests(tests: list[dict], markdown: bool = False) -> str:
 def format_report(results: dict, markdown: bool = False) -> str:
     """Table, tests and slice tables as one text (plain or Markdown)."""
     metrics = results["metrics"]
+    forced = results.get("forced", 0)
     parts = [
-        f"{results['queries']} queries, {results['candidates']} candidates",
+        f"{results['queries']} queries, {results['candidates']} candidates"
+        + (f"; {forced} golds forced in, ranked where they were put by every row" if forced else ""),
         format_table(results["table"], metrics, markdown),
     ]
     if results.get("fusion"):

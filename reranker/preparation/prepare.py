@@ -1,4 +1,4 @@
-"""Prepare training and evaluation data: ``reranker prepare {squad,candidates} ...``.
+"""Prepare training and evaluation data: ``reranker prepare {squad,candidates,translate,mine,teacher} ...``.
 
 ``squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and ``eval/queries.jsonl`` +
 ``eval/corpus.jsonl``, split by article title so that no passage or question is on two sides.
@@ -6,6 +6,8 @@
 as queries JSONL ``{qid, query, candidate_ids, candidate_scores, pos_ids, forced}`` (``candidate_scores``: each
 candidate's BM25 score, for fusion). A gold passage missing from the top k replaces the last candidate, and
 ``forced`` records it.
+``translate``, ``mine`` and ``teacher`` (``reranker.preparation.commands``): machine-translate triplets, mine
+hard negatives with a false-negative filter, add teacher scores for distillation.
 The same inputs and seed give byte-identical outputs.
 """
 
@@ -14,23 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Iterable
 from pathlib import Path
 
 from reranker.core.errors import InputError
 from reranker.core.jsonl import read_jsonl, where
 from reranker.preparation.bm25 import TOKENIZERS, BM25Index
+from reranker.preparation.commands import COMMANDS
+from reranker.preparation.records import write_jsonl
 from reranker.preparation.squad import Article, Passage, Question, read_squad, split_by_title
-
-
-def write_jsonl(path: Path, records: Iterable[dict]) -> int:
-    """Write records one per line (UTF-8, keys in the given order); returns the count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(lines), encoding="utf-8")
-    temporary.replace(path)  # nothing half-written under the final name
-    return len(lines)
 
 
 def _bears_answer(passage: Passage, question: Question) -> bool:
@@ -256,6 +249,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     candidates.add_argument("--out", required=True, help="queries JSONL with candidate_ids")
     candidates.add_argument("--top-k", type=int, default=20)
     candidates.add_argument("--bm25-tokenizer", choices=sorted(TOKENIZERS), default="bigram", help=BM25_HELP)
+    for add, _ in COMMANDS.values():
+        add(commands)
     return parser.parse_args(argv)
 
 
@@ -266,8 +261,10 @@ def main(argv: list[str] | None = None) -> None:
         if command == "squad":
             arguments["hard_negative_window"] = tuple(arguments["hard_negative_window"])
             summary = prepare_squad(**arguments)
-        else:
+        elif command == "candidates":
             summary = prepare_candidates(**arguments)
+        else:
+            summary = COMMANDS[command][1](argparse.Namespace(**arguments))
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(json.dumps(summary, ensure_ascii=False, sort_keys=True))
