@@ -32,6 +32,7 @@ from reranker.training.checkpoint_io import AtomicCheckpointIO
 from reranker.training.config import register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
+from reranker.training.sharding import check_precision, is_fsdp
 
 register_resolvers()
 # Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
@@ -92,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
+    check_precision(cfg.trainer)
     loss = hydra.utils.instantiate(cfg.loss)  # checks its arguments
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before anything heavy starts
@@ -118,12 +120,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     _log_config(loggers, cfg)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    # FSDP wraps a module for good: validating before or after fit takes a module of its own.
+    sharded = is_fsdp(cfg.trainer.get("strategy"))
+
+    def module_to_validate():
+        return hydra.utils.instantiate(cfg.model, loss=loss) if sharded else module
+
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
         # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
         requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
         resuming = ckpt_path is not None or requeued
-        metrics.update(_zero_shot(trainer, module, datamodule, output_dir, resuming=resuming))
+        metrics.update(_zero_shot(trainer, module_to_validate(), datamodule, output_dir, resuming=resuming))
 
     # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -131,7 +139,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     # Without a validation during fit (max_steps reached mid-epoch) there is no best: use the last.
     best_path = (checkpoint.best_model_path or checkpoint.last_model_path) if checkpoint is not None else ""
-    final = _validate(trainer, module, datamodule, ckpt_path=best_path or None)
+    final = _validate(trainer, module_to_validate(), datamodule, ckpt_path=best_path or None)
     metrics.update(final)
 
     if trainer.is_global_zero:

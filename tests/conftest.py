@@ -14,6 +14,7 @@ from ci_guard import MISSING, pytest_runtest_makereport  # noqa: F401  (the hook
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
@@ -258,3 +259,98 @@ def nan_model(tiny_bert, tmp_path):
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(path)
     return str(path)
+
+
+# The chat markup of Qwen3 (special tokens) and its chat template, enough of it to render a system and a
+# user message with the generation prompt.
+CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n\n</think>\n\n{% endif %}"
+)
+
+
+def _byte_level_tokenizer(with_yes_no: bool = True) -> PreTrainedTokenizerFast:
+    """A byte-level BPE like Qwen's: a pair is its two texts joined, no special tokens added."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    answers = ["yes", "no", "yes\nno"] * 20 if with_yes_no else []
+    prompt_words = ["Judge whether the Document meets the requirements based on the Query and the Instruct"]
+    tokenizer.train_from_iterator(
+        _texts() + answers + prompt_words * 5,
+        trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=CHAT_SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=CHAT_SPECIALS[1:],
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=512,
+    )
+
+
+def build_tiny_qwen3(path: Path, with_yes_no: bool = True, seed: int = 0) -> str:
+    """A 2-layer random Qwen3 causal LM (tied embeddings, grouped-query attention) and its tokenizer."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = _byte_level_tokenizer(with_yes_no)
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=0.3,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    Qwen3ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory) -> str:
+    """A tiny random Qwen3 with a byte-level BPE tokenizer holding "yes", "no" and Qwen's chat tokens."""
+    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3"))
+
+
+def qwen3_model_card_scores(folder: str, pairs, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The usage code of the Qwen3-Reranker model card (prefix, body, suffix; left padding; yes/no logits)."""
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    token_false_id = tokenizer.convert_tokens_to_ids("no")
+    token_true_id = tokenizer.convert_tokens_to_ids("yes")
+    prefix = (
+        "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+        'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    )
+    suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    prefix_tokens = tokenizer.encode(prefix, add_special_tokens=False)
+    suffix_tokens = tokenizer.encode(suffix, add_special_tokens=False)
+    task = "Given a web search query, retrieve relevant passages that answer the query"
+    texts = [f"<Instruct>: {task}\n<Query>: {query}\n<Document>: {doc}" for query, doc in pairs]
+    inputs = tokenizer(
+        texts,
+        padding=False,
+        truncation="longest_first",
+        return_attention_mask=False,
+        max_length=max_length - len(prefix_tokens) - len(suffix_tokens),
+    )
+    for i, ele in enumerate(inputs["input_ids"]):
+        inputs["input_ids"][i] = prefix_tokens + ele + suffix_tokens
+    inputs = tokenizer.pad(inputs, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        batch_scores = model(**inputs).logits[:, -1, :]
+    return inputs["input_ids"], batch_scores[:, token_true_id] - batch_scores[:, token_false_id]

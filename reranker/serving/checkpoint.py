@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -23,7 +24,8 @@ from transformers import (
 )
 
 from reranker.core.errors import InputError
-from reranker.serving.models import load_cross_encoder, resolve_model_path
+from reranker.serving.adapters import LoraSettings, apply_lora
+from reranker.serving.models import ModelKind, load_cross_encoder, resolve_model_path, set_padding_token
 
 # The checkpoint key of the packed model config and tokenizer files.
 PRETRAINED_KEY = "pretrained"
@@ -51,6 +53,8 @@ class LoadedCheckpoint:
     global_step: int | None
     tokenizer_files: dict[str, bytes] = field(default_factory=dict)
     fusion: dict | None = None  # the mix with the first stage chosen on validation, if any
+    # How the model scores a pair (a decoder's prompt); a LoRA model is returned with its adapters.
+    kind: ModelKind = field(default_factory=ModelKind)
 
     def write_tokenizer(self, folder: Path) -> None:
         for name, content in self.tokenizer_files.items():
@@ -88,26 +92,53 @@ def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
             f"checkpoint {checkpoint_path} was not written by reranker train: it lacks the "
             "RerankerModule hyperparameters (model_name_or_path, ...)"
         )
+    kind = ModelKind.from_config(hparams.get("kind"))
+    lora = LoraSettings.from_config(hparams.get("lora"))
     packed = checkpoint.get(PRETRAINED_KEY)
-    if packed is not None:
+    tokenizer_files = packed["tokenizer_files"] if packed is not None else {}
+    if lora is not None:
+        # The checkpoint holds the adapters (and a classifier's head) only: the base model must be reachable.
+        loaded = LoadedCheckpoint(None, dict(hparams), None, tokenizer_files, kind=kind)
+        tokenizer = set_padding_token(loaded.load_tokenizer())
+        model = apply_lora(kind.load_model(hparams["model_name_or_path"], tokenizer), lora, kind.form)
+    elif packed is not None:
         config = AutoConfig.for_model(**packed["config"])
-        model = AutoModelForSequenceClassification.from_config(config)
-        tokenizer_files = packed["tokenizer_files"]
+        auto_class = AutoModelForCausalLM if kind.form == "yes_no" else AutoModelForSequenceClassification
+        model = auto_class.from_config(config)
+    elif kind.template is not None:
+        model = kind.load_model(hparams["model_name_or_path"], set_padding_token(_base_tokenizer(hparams)))
     else:
         model = load_cross_encoder(hparams["model_name_or_path"])
-        tokenizer_files = {}
     state = {
         name.removeprefix(MODEL_PREFIX): tensor
         for name, tensor in checkpoint["state_dict"].items()
         if name.startswith(MODEL_PREFIX)
     }
     try:
-        model.load_state_dict(state)
+        if lora is None:
+            model.load_state_dict(state)
+        else:
+            trained = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+            missing = sorted(trained - set(state))
+            unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+            if missing or unexpected:
+                raise RuntimeError(
+                    f"missing trained weights {missing[:3]}, unexpected weights {unexpected[:3]}"
+                )
     except RuntimeError as err:
         raise InputError(
             f"checkpoint {checkpoint_path}: its weights do not fit a cross-encoder on "
             f"{hparams['model_name_or_path']} ({str(err).splitlines()[0]})"
         ) from None
     return LoadedCheckpoint(
-        model.eval(), dict(hparams), checkpoint.get("global_step"), tokenizer_files, checkpoint.get("fusion")
+        model.eval(),
+        dict(hparams),
+        checkpoint.get("global_step"),
+        tokenizer_files,
+        checkpoint.get("fusion"),
+        kind=kind,
     )
+
+
+def _base_tokenizer(hparams: dict) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(resolve_model_path(hparams["model_name_or_path"]), use_fast=True)

@@ -15,10 +15,18 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.serving.adapters import ADAPTER_CONFIG, merged
 from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.fusion import Fusion, write_fusion
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
-from reranker.serving.models import quiet_transformers, resolve_model_path
+from reranker.serving.models import (
+    KIND_FILE,
+    ModelKind,
+    quiet_transformers,
+    resolve_model_path,
+    set_padding_token,
+)
+from reranker.serving.prompts import chat_template
 
 # The one output of the model is the relevance logit; pipelines show this name beside its score.
 RELEVANCE_LABEL = "relevant"
@@ -30,8 +38,14 @@ def export_checkpoint(
     tokenizer_name_or_path: str | None = None,
     metrics: dict[str, float] | None = None,
     model_id: str | None = None,
+    adapter_only: bool = False,
 ) -> Path:
-    """Export the cross-encoder of a Lightning checkpoint to ``output_dir``, with a model card.
+    """Export the reranker of a Lightning checkpoint to ``output_dir``, with a model card.
+
+    A LoRA model is written with its adapters merged into the weights (a plain Hugging Face folder), or
+    with ``adapter_only`` as the adapter alone (``adapter_config.json``, ``adapter_model.safetensors``:
+    megabytes, loaded on top of the base model). A decoder reranker's folder also holds ``reranker.json``,
+    how it scores a pair (its prompt and yes/no tokens), which ``Reranker`` reads.
 
     The card lists the base model, the run's data and settings (from ``<run>/.hydra/config.yaml`` when
     the checkpoint sits in a run folder) and ``metrics`` or, failing that, the run's ``metrics.json``.
@@ -42,14 +56,27 @@ def export_checkpoint(
     checkpoint_path = Path(checkpoint_path)
     loaded = load_checkpoint(checkpoint_path)
     hparams = loaded.hyper_parameters
+    kind = loaded.kind
     tokenizer = None
     if tokenizer_name_or_path or not loaded.tokenizer_files:
         tokenizer = AutoTokenizer.from_pretrained(
             resolve_model_path(tokenizer_name_or_path or hparams["model_name_or_path"]), use_fast=True
         )
-    model = loaded.model
-    model.config.id2label = {0: RELEVANCE_LABEL}
-    model.config.label2id = {RELEVANCE_LABEL: 0}
+    if kind.template is not None:
+        # A decoder's prompt goes into the chat template, which sentence-transformers' CrossEncoder
+        # renders a pair through.
+        tokenizer = set_padding_token(tokenizer or loaded.load_tokenizer())
+        tokenizer.chat_template = chat_template(kind.template)
+    is_lora = hasattr(loaded.model, "peft_config")
+    if adapter_only and not is_lora:
+        raise InputError(
+            f"checkpoint {checkpoint_path} was trained without LoRA: it has no adapter to export alone"
+        )
+    model = loaded.model if adapter_only else merged(loaded.model)
+    if kind.form == "classifier":
+        config = model.get_base_model().config if adapter_only else model.config
+        config.id2label = {0: RELEVANCE_LABEL}
+        config.label2id = {RELEVANCE_LABEL: 0}
     if metrics is None:
         metrics = _run_metrics(checkpoint_path)
     output_dir = Path(output_dir)
@@ -67,6 +94,12 @@ def export_checkpoint(
     try:
         with quiet_transformers():
             model.save_pretrained(staging, safe_serialization=True)
+        if adapter_only:
+            _name_base_model(staging, hparams["model_name_or_path"])
+        if kind != ModelKind():
+            (staging / KIND_FILE).write_text(
+                json.dumps({"kind": kind.to_config()}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         else:
@@ -89,6 +122,14 @@ def export_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output_dir
+
+
+def _name_base_model(folder: Path, base: str) -> None:
+    """The adapter names the base model as configured (a hub name, or the folder trained from)."""
+    config_file = folder / ADAPTER_CONFIG
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _name_tokenizer_class_for_transformers_4(folder: Path) -> None:
@@ -131,9 +172,20 @@ def main(argv: list[str] | None = None) -> None:
         help="Hugging Face tokenizer folder or hub name (default: the one the run trained with)",
     )
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this Hub repository")
+    parser.add_argument(
+        "--adapter-only",
+        action="store_true",
+        help="a LoRA model: write the adapter alone instead of the merged weights",
+    )
     args = parser.parse_args(argv)
     try:
-        folder = export_checkpoint(args.checkpoint, args.out, args.tokenizer, model_id=args.push_to_hub)
+        folder = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            args.tokenizer,
+            model_id=args.push_to_hub,
+            adapter_only=args.adapter_only,
+        )
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(f"exported {args.checkpoint} to {folder}")

@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
+from reranker.serving.adapters import adapter_base, is_adapter_folder, load_adapter, merged
 from reranker.serving.checkpoint import load_checkpoint
 from reranker.serving.fusion import Fusion, fuse_one, read_fusion
-from reranker.serving.models import PairEncoder, load_cross_encoder, resolve_model_path, score_features
+from reranker.serving.models import (
+    ModelKind,
+    Scorer,
+    load_tokenizer,
+    read_kind,
+    resolve_model_path,
+    set_padding_token,
+)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")
@@ -44,6 +51,12 @@ class Reranker:
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
             precision, meant for GPUs. Scores are returned as Python floats either way.
+        kind: how the model scores a pair (a ``model.kind`` mapping, see :class:`ModelKind`); by default
+            the ``reranker.json`` of an export, else a classifier without prompt. Give it for a decoder
+            reranker from elsewhere, e.g. ``Qwen/Qwen3-Reranker-0.6B`` with the prompt of
+            ``conf/model/qwen3_reranker_0_6b.yaml``.
+
+    A folder holding a LoRA adapter alone (``adapter_config.json``) is loaded on its base model and merged.
 
     ``fusion`` is the mix with the first stage recorded at export (``fusion.json`` in the folder, or the
     checkpoint's), or None; :meth:`rerank` applies it when given first-stage scores.
@@ -55,6 +68,7 @@ class Reranker:
         max_length: int = 512,
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
+        kind: dict | ModelKind | None = None,
     ) -> None:
         name_or_path = str(name_or_path)
         if not isinstance(max_length, int) or max_length < 2:
@@ -62,18 +76,25 @@ class Reranker:
         dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
             loaded = load_checkpoint(name_or_path)
-            self.model = loaded.model
-            tokenizer = loaded.load_tokenizer()
+            self.model = merged(loaded.model)
+            self.kind = loaded.kind
+            tokenizer = set_padding_token(loaded.load_tokenizer())
             recorded = loaded.fusion
             self.fusion = Fusion(recorded["method"], recorded["weight"]) if recorded else None
         else:
-            self.model = load_cross_encoder(name_or_path)
-            tokenizer = _load_tokenizer(name_or_path)
+            self.kind = ModelKind.from_config(kind) if kind is not None else read_kind(name_or_path)
+            tokenizer = set_padding_token(load_tokenizer(name_or_path))
+            if is_adapter_folder(resolve_model_path(name_or_path)):
+                base = self.kind.load_model(adapter_base(name_or_path), tokenizer)
+                self.model = load_adapter(base, name_or_path)
+            else:
+                self.model = self.kind.load_model(name_or_path, tokenizer)
             self.fusion = read_fusion(name_or_path) if Path(name_or_path).is_dir() else None
         if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
             max_length = min(max_length, tokenizer.model_max_length)
         self.max_length = max_length
-        self.encoder = PairEncoder(tokenizer, max_length)
+        self.encoder = self.kind.encoder(tokenizer, max_length)
+        self.scorer = Scorer(self.kind, tokenizer)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device, dtype=dtype).eval()
 
@@ -103,7 +124,7 @@ class Reranker:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             features = self.encoder([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
-            scores = score_features(self.model, {k: v.to(self.device) for k, v in features.items()})
+            scores = self.scorer(self.model, {k: v.to(self.device) for k, v in features.items()})
             logits[batch] = scores.float().cpu()
         if normalize == "sigmoid":
             return torch.sigmoid(logits).tolist()
@@ -153,19 +174,6 @@ class Reranker:
         if fusion is None or isinstance(fusion, Fusion):
             return fusion
         raise InputError(f"fusion must be 'recorded', a Fusion or None; got {fusion!r}")
-
-
-def _load_tokenizer(name_or_path: str):
-    path = resolve_model_path(name_or_path)
-    # transformers 5 builds an empty tokenizer (special tokens only) from a folder without tokenizer files.
-    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
-        raise InputError(
-            f"cannot load a tokenizer from {name_or_path}: the folder has none of {', '.join(TOKENIZER_FILES)}"
-        )
-    try:
-        return AutoTokenizer.from_pretrained(path, use_fast=True)
-    except (OSError, ValueError, TypeError) as err:
-        raise InputError(f"cannot load a tokenizer from {name_or_path}: {err}".splitlines()[0]) from None
 
 
 def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:

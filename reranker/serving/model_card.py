@@ -30,6 +30,7 @@ MODULE_SETTINGS = (
     ("weight_decay", "weight decay"),
     ("freeze_embeddings", "frozen word embeddings"),
     ("dropout", "training dropout (None: the base model's)"),
+    ("lora", "LoRA adapters, merged into the weights (None: every weight trained)"),
 )
 
 
@@ -113,20 +114,7 @@ def render_model_card(
         "",
         "## Usage",
         "",
-        "```python",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "",
-        f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
-        f'model = AutoModelForSequenceClassification.from_pretrained("{model_id}").eval()',
-        'pairs = [["query", "passage one"], ["query", "passage two"]]',
-        'features = tokenizer(pairs, padding=True, truncation=True, max_length=512, return_tensors="pt")',
-        "scores = model(**features).logits.view(-1)  # higher is more relevant",
-        "```",
-        "",
-        "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs returns the",
-        "sigmoid of the logit under the label `relevant`; pass `function_to_apply='none'` for the logit.",
-        "sentence-transformers' `CrossEncoder` and FlagEmbedding's `FlagReranker` load this folder as well.",
-        "",
+        *_usage(model_id, hparams.get("kind") or {}),
         "## Training",
         "",
         "| setting | value |",
@@ -169,6 +157,55 @@ def _fusion_section(fusion: dict) -> list[str]:
         f"{fusion['method']}(first-stage score)`" + (f" ({', '.join(measured)})." if measured else "."),
         "`fusion.json` records it; `reranker.Reranker(folder).rerank(query, passages, first_stage_scores=...)`",
         "applies it.",
+    ]
+
+
+def _usage(model_id: str, kind: dict) -> list[str]:
+    """How to score with the folder: plain transformers for a classifier without prompt; a decoder reads
+    each pair through its prompt, which ``reranker.json`` and the folder's chat template hold, so
+    ``Reranker`` and ``CrossEncoder`` take raw pairs."""
+    classifier = [
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
+        f'model = AutoModelForSequenceClassification.from_pretrained("{model_id}").eval()',
+        'pairs = [["query", "passage one"], ["query", "passage two"]]',
+        'features = tokenizer(pairs, padding=True, truncation=True, max_length=512, return_tensors="pt")',
+        "scores = model(**features).logits.view(-1)  # higher is more relevant",
+        "```",
+        "",
+        "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs returns the",
+        "sigmoid of the logit under the label `relevant`; pass `function_to_apply='none'` for the logit.",
+        "sentence-transformers' `CrossEncoder` and FlagEmbedding's `FlagReranker` load this folder as well.",
+        "",
+    ]
+    if not kind.get("query_template"):
+        return classifier
+    score = "logit(yes) - logit(no) at the last position" if kind.get("form") == "yes_no" else "one logit"
+    lines = [
+        f"A decoder reranker: each pair is written into its prompt and scored by {score}.",
+        "The prompt is in `reranker.json` and in the tokenizer's chat template (a `query` and a",
+        "`document` message), so these take raw (query, passage) pairs:",
+        "",
+        "```python",
+        "from reranker import Reranker",
+        "",
+        f'Reranker("{model_id}").score([("query", "passage one"), ("query", "passage two")])',
+        "",
+        "from sentence_transformers import CrossEncoder",
+        "",
+        f'CrossEncoder("{model_id}").predict([("query", "passage one")])  # the sigmoid of the score',
+        "```",
+        "",
+    ]
+    if kind.get("form") == "yes_no":
+        return lines
+    return [
+        *lines,
+        "With plain transformers, fill in the prompt's two sides (`reranker.json`) first:",
+        "",
+        *classifier[:10],
     ]
 
 

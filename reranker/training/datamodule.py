@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
 from reranker.core.triplets import has_teacher_scores, read_triplets
-from reranker.serving.models import PairEncoder, resolve_model_path
+from reranker.serving.models import ModelKind, resolve_model_path
 from reranker.training.collate import TrainCollator, ValidationCollator
 from reranker.training.sampling import (
     GroupSampler,
@@ -60,6 +60,7 @@ class TripletDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes that tokenise batches.
         seed: seed of the held-out split and of group sampling.
         cache_dir: where ``datasets`` keeps its Arrow cache (its default when None).
+        kind: the model's kind (``model.kind``): a decoder reranker's pairs are written into its prompt.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class TripletDataModule(L.LightningDataModule):
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str | None = None,
+        kind: dict | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(group_size, int) or group_size < 2:
@@ -96,6 +98,7 @@ class TripletDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.cache_dir = cache_dir
+        self.kind = ModelKind.from_config(kind)
         self.train_groups: TrainGroups | None = None
         # Whether the training records carry teacher scores (pos_scores/neg_scores); known after setup.
         self.has_teacher_scores = False
@@ -118,7 +121,7 @@ class TripletDataModule(L.LightningDataModule):
         tokenizer = AutoTokenizer.from_pretrained(
             resolve_model_path(self.tokenizer_name_or_path), use_fast=True
         )
-        self.encoder = PairEncoder(tokenizer, self.max_length)
+        self.encoder = self.kind.encoder(tokenizer, self.max_length)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -6,14 +6,16 @@ import random
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics
+from reranker.serving.adapters import LoraSettings, apply_lora
 from reranker.serving.checkpoint import PRETRAINED_KEY, pack_pretrained
-from reranker.serving.models import load_cross_encoder, score_features
+from reranker.serving.models import ModelKind, Scorer, load_tokenizer, set_padding_token
 from reranker.training.losses import GroupCrossEntropy
 
 
@@ -28,14 +30,26 @@ def set_dropout(model: nn.Module, probability: float) -> None:
             module.p = probability
 
 
+def _plain(value):
+    """Hydra hands nested config values over as DictConfig/ListConfig; checkpoints keep plain ones."""
+    return (
+        OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+    )
+
+
 class RerankerModule(L.LightningModule):
-    """A Hugging Face sequence-classification model with one logit per (query, passage) pair.
+    """A Hugging Face model that scores each (query, passage) pair with one logit.
 
     Args:
         model_name_or_path: Hugging Face folder or hub name of the base model.
         loss: the training objective, ``loss(scores [B, G], batch)`` (``reranker.training.losses``);
             None: :class:`GroupCrossEntropy`. Not saved with the hyperparameters (a checkpoint loads
             for inference without it; a run's config records it).
+        kind: how the model scores a pair (:class:`reranker.serving.models.ModelKind` fields: ``form``
+            classifier or yes_no, prompt templates, yes/no tokens); None: a classifier without prompt.
+        lora: LoRA settings (:class:`reranker.serving.adapters.LoraSettings`: ``r``, ``alpha``,
+            ``dropout``, ``target_modules``); None trains every weight. With LoRA only the adapters (and
+            a classifier's head) train and checkpoints hold only them.
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay, not applied to biases and LayerNorm weights.
         warmup_ratio: share of the optimiser steps spent warming up linearly; the rest decays linearly to 0.
@@ -62,6 +76,8 @@ class RerankerModule(L.LightningModule):
         self,
         model_name_or_path: str,
         loss: nn.Module | None = None,
+        kind: dict | None = None,
+        lora: dict | None = None,
         lr: float = 2e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
@@ -78,16 +94,28 @@ class RerankerModule(L.LightningModule):
             raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
         # Plain ints, not a config ListConfig: checkpoints must load with torch.load(weights_only=True).
         hit_ks = tuple(int(k) for k in hit_ks)
+        # Checked and stored in full (every field) before anything loads: checkpoints and exports state them.
+        kind = ModelKind.from_config(_plain(kind)).to_config()
+        lora = _plain(lora)
+        lora_settings = LoraSettings.from_config(lora)
         self.save_hyperparameters(ignore=["loss"])
-        self.model = load_cross_encoder(model_name_or_path)
+        self.kind = ModelKind.from_config(kind)
+        tokenizer = set_padding_token(load_tokenizer(model_name_or_path))
+        self.scorer = Scorer(self.kind, tokenizer)
+        self.model = self.kind.load_model(model_name_or_path, tokenizer)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
         self.loss = loss if loss is not None else GroupCrossEntropy()
         if freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            # Non-reentrant: gradients reach the adapters even though the frozen embeddings need none.
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if dropout is not None:
             set_dropout(self.model, dropout)
+        if lora_settings is not None:
+            self.model = apply_lora(self.model, lora_settings, self.kind.form)
+            # Checkpoints hold the trained weights only; the frozen base comes from model_name_or_path.
+            self.strict_loading = False
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
         self.fused_metrics = FusedMetrics(mrr_k, hit_ks, fusion_method) if fusion_method else None
         self.fused_updated = False
@@ -97,7 +125,7 @@ class RerankerModule(L.LightningModule):
         self.skip_optimizer_step = False
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        return score_features(self.model, features)  # [N]
+        return self.scorer(self.model, features)  # [N]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         labels = batch["labels"]  # [B, G]
@@ -145,7 +173,32 @@ class RerankerModule(L.LightningModule):
                 "supports it (or 32-true), or lower model.lr"
             )
 
+    def _trained_names(self, with_buffers: bool = False) -> set[str]:
+        """State-dict names of the weights that train (and of the buffers). A frozen weight tied to
+        another (an LM head tied to the embeddings) is listed once by ``named_parameters`` and is not here."""
+        names = [name for name, parameter in self.named_parameters() if parameter.requires_grad]
+        if with_buffers:
+            names += [name for name, _ in self.named_buffers()]
+        # Wrappers (FSDP, activation checkpointing) add prefixes that state dicts do not carry.
+        return {
+            name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+            for name in names
+        }
+
+    def check_trained_weights(self, state_dict: dict) -> None:
+        """With LoRA a checkpoint holds the trained weights only: all of them must be there."""
+        if self.hparams.get("lora") is None:
+            return
+        missing = sorted(self._trained_names() - set(state_dict))
+        if missing:
+            raise InputError(
+                f"the checkpoint lacks {len(missing)} trained weights of the LoRA model, e.g. {missing[0]}"
+            )
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.hparams.get("lora") is not None:
+            trained = self._trained_names(with_buffers=True)
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
         checkpoint["skipped_nonfinite"] = self.skipped_nonfinite
         if self.fusion is not None:
             checkpoint["fusion"] = self.fusion
@@ -153,17 +206,30 @@ class RerankerModule(L.LightningModule):
         # serves without the base model's folder.
         encoder = getattr(getattr(self.trainer, "datamodule", None), "encoder", None)
         checkpoint[PRETRAINED_KEY] = pack_pretrained(self.model, getattr(encoder, "tokenizer", None))
-        # Dropout draws from the global generators; a resumed run continues their streams exactly.
-        # Every rank starts from the same seed and draws alike, so rank zero's states serve all ranks.
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        # Dropout draws from the global generators; a resumed run continues their streams exactly. Ranks
+        # draw as many numbers as their batches hold tokens, so each rank's states are kept (every rank
+        # runs this hook; rank zero writes the file).
+        states = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+            states["cuda"] = torch.cuda.get_rng_state_all()
+        per_rank = [states]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            per_rank = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(per_rank, states)
+        checkpoint["rng_states"] = per_rank
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "state_dict" in checkpoint:  # FSDP loads the weights itself, before this hook
+            self.check_trained_weights(checkpoint["state_dict"])
         self.skipped_nonfinite = checkpoint.get("skipped_nonfinite", 0)
         self.fusion = checkpoint.get("fusion")
-        states = checkpoint.get("rng_states")
-        if states is not None:
+        per_rank = checkpoint.get("rng_states")
+        if isinstance(per_rank, dict):  # written before states were kept per rank
+            per_rank = [per_rank]
+        if per_rank:
+            # A run resumed on as many ranks continues each stream; on other counts, rank zero's.
+            world_size = self._trainer.world_size if self._trainer is not None else 1
+            states = per_rank[self.global_rank] if len(per_rank) == world_size else per_rank[0]
             torch.set_rng_state(states["torch"])
             random.setstate(states["python"])
             if "cuda" in states and torch.cuda.is_available():
