@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from reranker.evaluation.metrics import MRR, HitRate, first_relevant_rank, ranking_metrics
+from reranker.evaluation.metrics import MRR, HitRate, first_relevant_rank, ranking_metrics, update_all
 
 
 def t(rows):
@@ -126,3 +126,30 @@ def test_shape_mismatch_is_an_error():
 def test_k_must_be_positive():
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         MRR(0)
+
+
+def test_one_shared_rank_computation_gives_each_metric_its_own_value():
+    torch.manual_seed(1)
+    scores = torch.randn(50, 7).round(decimals=1)  # rounding makes ties
+    relevance = torch.rand(50, 7) > 0.8  # none, one or several positives per query
+    mask = torch.rand(50, 7) > 0.1
+    separate, shared = ranking_metrics(10, (1, 3, 5)), ranking_metrics(10, (1, 3, 5))
+    for metric in separate.values():
+        metric.update(scores, relevance, mask)
+    update_all(shared, scores, relevance, mask)
+    for name in separate:
+        assert torch.equal(shared[name].rank_counts, separate[name].rank_counts), name
+
+
+def test_rank_matches_the_dense_definition_with_ties_infinities_and_padding():
+    torch.manual_seed(2)
+    scores = torch.randn(200, 9).round(decimals=0)
+    scores[::7, 2] = float("inf")
+    scores[::5, 3] = float("-inf")
+    relevance = torch.rand(200, 9) > 0.75
+    mask = torch.rand(200, 9) > 0.15
+    relevant = relevance & mask
+    best = scores.masked_fill(~relevant, float("-inf")).amax(dim=1, keepdim=True)
+    expected = 1 + (mask & ~relevant & (scores >= best)).sum(dim=1)
+    expected = torch.where(relevant.any(dim=1), expected, 0)
+    assert torch.equal(first_relevant_rank(scores, relevance, mask), expected)

@@ -27,7 +27,7 @@ import torch
 from reranker.core.errors import InputError
 from reranker.core.tables import render
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
-from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics
+from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics, update_all
 from reranker.evaluation.significance import paired_test
 from reranker.evaluation.tuning import fused_run
 from reranker.serving.fusion import METHODS, check_fusion
@@ -58,8 +58,7 @@ def summarise(
     scores, relevance, mask = eval_set.dense(flat_scores)
     index = torch.tensor(rows, dtype=torch.long)
     metrics = ranking_metrics(mrr_k, hit_ks)
-    for metric in metrics.values():
-        metric.update(scores[index], relevance[index], mask[index])
+    update_all(metrics, scores[index], relevance[index], mask[index])
     return {name: float(metric.compute()) for name, metric in metrics.items()}
 
 

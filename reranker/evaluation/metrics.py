@@ -32,16 +32,32 @@ def first_relevant_rank(
         raise ValueError(
             f"scores and relevance must both be [Q, C]; got {tuple(scores.shape)} and {tuple(relevance.shape)}"
         )
-    valid = torch.ones_like(relevance, dtype=torch.bool) if candidate_mask is None else candidate_mask.bool()
-    if valid.shape != scores.shape:
-        raise ValueError(f"candidate_mask must be [Q, C] like scores; got {tuple(valid.shape)}")
-    relevant = relevance.bool() & valid  # [Q, C]
+    if candidate_mask is not None and candidate_mask.shape != scores.shape:
+        raise ValueError(f"candidate_mask must be [Q, C] like scores; got {tuple(candidate_mask.shape)}")
+    num_queries, num_candidates = scores.shape
+    # Per-row counts fit in a byte for up to 255 candidates: a quarter of the memory traffic of int32.
+    count_dtype = torch.uint8 if num_candidates < 256 else torch.int32
     scores = scores.float()
-    best_positive = scores.masked_fill(~relevant, float("-inf")).amax(dim=1, keepdim=True)  # [Q, 1]
-    ahead = valid & ~relevant & (scores >= best_positive)  # [Q, C] non-relevant at or above the best positive
-    rank = 1 + ahead.sum(dim=1)  # [Q]
-    has_positive = relevant.any(dim=1)  # [Q]
-    return torch.where(has_positive, rank, torch.zeros_like(rank))
+    valid = None if candidate_mask is None else candidate_mask.bool()
+    relevant = relevance.bool() if valid is None else relevance.bool() & valid  # [Q, C]
+    # At 30M cells the cost is memory traffic, so the dense passes are few (a comparison and a count) and
+    # the positives, a few per row, are handled as a sparse list.
+    rows, columns = relevant.nonzero(as_tuple=True)  # [P]
+    positive_scores = scores[rows, columns]  # [P]
+    best_positive = scores.new_full((num_queries,), float("-inf"))
+    best_positive.scatter_reduce_(0, rows, positive_scores, "amax", include_self=False)  # [Q]
+    at_or_above = scores >= best_positive.unsqueeze(1)  # [Q, C]
+    if valid is not None:
+        at_or_above &= valid
+    counted = at_or_above.view(torch.uint8).sum(dim=1, dtype=count_dtype).long()  # [Q]
+    # The positives at the best score were counted too; they are not placed before themselves.
+    tied_positives = torch.zeros_like(counted).index_add_(
+        0, rows, (positive_scores >= best_positive[rows]).long()
+    )
+    rank = counted - tied_positives + 1  # [Q]
+    has_positive = torch.zeros(num_queries, dtype=torch.bool, device=scores.device)
+    has_positive[rows] = True
+    return rank.masked_fill_(~has_positive, 0)
 
 
 class _RankMetric(Metric):
@@ -78,13 +94,26 @@ class _RankMetric(Metric):
         return self.rank_counts.sum()
 
     def update(
-        self, scores: torch.Tensor, relevance: torch.Tensor, candidate_mask: torch.Tensor | None = None
+        self,
+        scores: torch.Tensor | None = None,
+        relevance: torch.Tensor | None = None,
+        candidate_mask: torch.Tensor | None = None,
+        *,
+        rank_histogram: torch.Tensor | None = None,
     ) -> None:
-        """Add a batch of queries: ``scores``, ``relevance`` and optional ``candidate_mask``, each ``[Q, C]``."""
-        rank = first_relevant_rank(scores, relevance, candidate_mask)  # [Q]
-        bucket = torch.where(rank <= self.k, rank, torch.zeros_like(rank))  # [Q] 0 = miss or beyond k
+        """Add a batch of queries: ``scores``, ``relevance`` and optional ``candidate_mask``, each ``[Q, C]``;
+        or, when several metrics share one rank computation (``update_all``), ``rank_histogram``: long
+        ``[R]``, the number of queries at each first relevant rank ``r`` (``r = 0``: no relevant candidate)."""
+        if rank_histogram is None:
+            if scores is None or relevance is None:
+                raise ValueError("update needs scores and relevance, or rank_histogram")
+            rank_histogram = rank_counts(first_relevant_rank(scores, relevance, candidate_mask), self.k)
+        counts = torch.zeros_like(self.rank_counts)
+        within = rank_histogram[: self.k + 1]
+        counts[: within.numel()] = within
+        counts[0] += rank_histogram[self.k + 1 :].sum()  # beyond k counts as a miss
         # Reassigned, not updated in place: states reset under inference mode must stay usable outside it.
-        self.rank_counts = self.rank_counts + torch.bincount(bucket, minlength=self.k + 1)
+        self.rank_counts = self.rank_counts + counts
 
     def compute(self) -> torch.Tensor:
         count = self.rank_counts.sum()
@@ -113,6 +142,24 @@ class HitRate(_RankMetric):
 
     def _value_at_rank(self, ranks: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(ranks, dtype=torch.float64)
+
+
+def rank_counts(rank: torch.Tensor, k: int) -> torch.Tensor:
+    """``[k + 2]`` histogram of ranks: index r <= k for rank r (0 = none), index k + 1 for every rank beyond k."""
+    return torch.bincount(rank.clamp(max=k + 1), minlength=k + 2)
+
+
+def update_all(
+    metrics: dict[str, _RankMetric],
+    scores: torch.Tensor,
+    relevance: torch.Tensor,
+    candidate_mask: torch.Tensor | None = None,
+) -> None:
+    """Update every metric of a set from one rank computation and one histogram (the costly parts)."""
+    rank = first_relevant_rank(scores, relevance, candidate_mask)  # [Q]
+    histogram = rank_counts(rank, max(metric.k for metric in metrics.values()))
+    for metric in metrics.values():
+        metric.update(rank_histogram=histogram)
 
 
 def ranking_metrics(mrr_k: int = 10, hit_ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, _RankMetric]:

@@ -12,7 +12,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
 from reranker.evaluation.fused_metrics import FusedMetrics
-from reranker.evaluation.metrics import ranking_metrics
+from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.serving.adapters import LoraSettings, apply_lora
 from reranker.serving.checkpoint import PRETRAINED_KEY, pack_pretrained
 from reranker.serving.models import ModelKind, Scorer, load_tokenizer, set_padding_token
@@ -245,8 +245,7 @@ class RerankerModule(L.LightningModule):
         dense[batch["row"], batch["column"]] = scores
         relevance[batch["row"], batch["column"]] = batch["relevance"]
         candidate_mask[batch["row"], batch["column"]] = True
-        for metric in self.val_metrics.values():
-            metric.update(dense, relevance, candidate_mask)
+        update_all(self.val_metrics, dense, relevance, candidate_mask)
         if self.fused_metrics is not None and "first_stage" in batch:
             first_stage = torch.zeros_like(dense, dtype=torch.float64)  # [Q, C]
             first_stage[batch["row"], batch["column"]] = batch["first_stage"]
