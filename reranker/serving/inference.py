@@ -26,13 +26,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 NORMALIZATIONS = (None, "sigmoid", "softmax")
 # Without a recorded mix, reciprocal-rank fusion: it has no weight that would need tuning.
 DEFAULT_FUSION = Fusion("rrf", None)
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "sentencepiece.bpe.model",
-    "spiece.model",
-)
 
 
 class RankedPassage(NamedTuple):
