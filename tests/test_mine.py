@@ -142,10 +142,10 @@ def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert
     for record, new in zip(records, scored, strict=True):
         assert {k: v for k, v in new.items() if not k.endswith("_scores")} == record  # other fields kept
         assert new["pos_scores"] == pytest.approx(
-            reference.score([(record["query"], p) for p in record["pos"]])
+            reference.score([(record["query"], p) for p in record["pos"]]), abs=1e-6
         )
         assert new["neg_scores"] == pytest.approx(
-            reference.score([(record["query"], n) for n in record["neg"]])
+            reference.score([(record["query"], n) for n in record["neg"]]), abs=1e-6
         )
     assert (tmp_path / "out.jsonl.scores.sqlite").is_file()
     first = out.read_bytes()
