@@ -236,3 +236,19 @@ def test_every_loss_trains_a_yes_no_decoder(loss, tiny_qwen3, tmp_path):
     assert 0.0 <= metrics["val/mrr@10"] <= 1.0
     trained = Reranker(tmp_path / "run" / "checkpoints" / "last.ckpt", device="cpu").score(PAIRS)
     assert max(abs(a - b) for a, b in zip(start, trained, strict=True)) > 1e-4  # the loss moved the adapters
+
+
+@pytest.mark.parametrize("run", ["yes_no_run", "seq_cls_run"])
+def test_prompt_kinds_score_alike_whatever_the_token_budget_and_input_order(run, request):
+    output = request.getfixturevalue(run)
+    export = (output[0] if isinstance(output, tuple) else output) / "export"
+    reranker = Reranker(export, device="cpu")
+    expected = reranker.score(PAIRS, batch_size=1)
+    # ~200 tokens a prompt: 450 tokens make batches of two, 1 token batches of one.
+    for batch_size, max_tokens in ((4, 8192), (4, 450), (4, 1)):
+        scores = reranker.score(PAIRS, batch_size=batch_size, max_tokens=max_tokens)
+        assert scores == pytest.approx(expected, abs=1e-4)
+    order = (2, 0, 3, 1)
+    shuffled = reranker.score([PAIRS[i] for i in order], max_tokens=450)
+    assert shuffled == pytest.approx([expected[i] for i in order], abs=1e-4)
+    assert len({round(score, 3) for score in expected}) == len(PAIRS)  # the order checks mean something

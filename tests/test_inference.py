@@ -4,6 +4,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker
 from reranker.core.errors import InputError
+from reranker.serving.models import token_budget_batches
 
 QUERY = "서울에 대한 질문 대한민국의 무엇인가"
 PASSAGES = [
@@ -31,9 +32,26 @@ def test_scores_are_the_models_logits_in_input_order_whatever_the_batching(train
     export = trained_run / "export"
     expected = plain_logits(export, PAIRS)
     reranker = Reranker(export, device="cpu")
-    for batch_size in (1, 2, 32):
-        assert reranker.score(PAIRS, batch_size=batch_size) == pytest.approx(expected.tolist(), abs=1e-4)
+    for batch_size, max_tokens in ((1, 8192), (2, 8192), (32, 8192), (32, 40), (32, 1)):
+        scores = reranker.score(PAIRS, batch_size=batch_size, max_tokens=max_tokens)
+        assert scores == pytest.approx(expected.tolist(), abs=1e-4)
     assert len(set(expected.tolist())) == len(PAIRS)  # distinct scores: the order check above means something
+    # Any order in, the same scores out in that order: pairs are sorted by length inside and put back.
+    shuffled = [PAIRS[i] for i in (3, 6, 0, 5, 2, 1, 4)]
+    assert reranker.score(shuffled, max_tokens=40) == pytest.approx(
+        [expected[i].item() for i in (3, 6, 0, 5, 2, 1, 4)], abs=1e-4
+    )
+
+
+def test_token_budget_batches_cover_every_pair_once_within_the_budget():
+    lengths = [5, 40, 12, 12, 33, 7, 40, 1, 25]
+    batches = token_budget_batches(lengths, batch_size=3, max_tokens=60)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * longest <= 60)
+        assert lengths[batch[0]] == longest  # longest first within each batch, and batches longest first
+    assert [lengths[batch[0]] for batch in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
 
 
 def test_normalizations(trained_run):
@@ -113,6 +131,7 @@ def test_no_autograd_graph_is_built(bert_run):
         (lambda r: r.score(["ab"]), "pairs[0] must be a (query, passage) pair of two strings"),
         (lambda r: r.score(PAIRS, normalize="tanh"), "normalize must be one of None, 'sigmoid', 'softmax'"),
         (lambda r: r.score(PAIRS, batch_size=0), "batch_size must be an integer >= 1"),
+        (lambda r: r.score(PAIRS, max_tokens=0), "max_tokens must be an integer >= 1"),
     ],
 )
 def test_bad_calls_raise_clear_errors(call, message, bert_run):

@@ -20,6 +20,7 @@ from reranker.serving.models import (
     read_kind,
     resolve_model_path,
     set_padding_token,
+    token_budget_batches,
 )
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -93,30 +94,42 @@ class Reranker:
 
     @torch.inference_mode()
     def score(
-        self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, normalize: str | None = None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_size: int = 64,
+        normalize: str | None = None,
+        max_tokens: int = 8192,
     ) -> list[float]:
         """Relevance scores of ``(query, passage)`` pairs, in input order.
 
-        Pairs are batched by length so little padding is computed.
+        The pairs are tokenised once (as a prompt, for a decoder kind), sorted by token count and cut into
+        batches of at most ``batch_size`` pairs and ``max_tokens`` tokens counted with padding, so each
+        batch pads little and holds about the same amount of work.
 
         Args:
             pairs: ``(query, passage)`` pairs of strings.
-            batch_size: pairs per forward pass.
+            batch_size: most pairs per forward pass.
             normalize: ``None`` for the logits; ``"sigmoid"`` for the logits squashed to (0, 1), as
                 sentence-transformers' ``CrossEncoder.predict`` and the ``text-classification`` pipeline
                 return by default; ``"softmax"`` for a softmax over the pairs of each query (pairs with
                 the same query text), as the ``exp_normalize`` of the common transformers recipe.
+            max_tokens: most tokens per forward pass, padding included (a batch holds at least one pair).
         """
         _check_pairs(pairs)
         if normalize not in NORMALIZATIONS:
             raise InputError(f"normalize must be one of None, 'sigmoid', 'softmax'; got {normalize!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        if not pairs:
+            return []
+        encoded = self.encoder.encode([query for query, _ in pairs], [passage for _, passage in pairs])
+        lengths = [len(ids) for ids in encoded["input_ids"]]
         logits = torch.zeros(len(pairs))  # [N]
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            features = self.encoder([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
+        for batch in token_budget_batches(lengths, batch_size, max_tokens):
+            features = self.encoder.pad(
+                {name: [values[i] for i in batch] for name, values in encoded.items()}
+            )
             scores = self.scorer(self.model, {k: v.to(self.device) for k, v in features.items()})
             logits[batch] = scores.float().cpu()
         if normalize == "sigmoid":
@@ -130,7 +143,7 @@ class Reranker:
         query: str,
         passages: Sequence[str],
         top_k: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 64,
         normalize: str | None = None,
         first_stage_scores: Sequence[float] | None = None,
         fusion: Fusion | str | None = "recorded",

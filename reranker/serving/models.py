@@ -204,10 +204,17 @@ class ModelKind:
             ids.append(vocabulary[token])
         return ids[0], ids[1]
 
-    def encoder(self, tokenizer: PreTrainedTokenizerBase, max_length: int):
-        """The tokeniser of pairs for this kind: ``encoder(queries, passages) -> features``."""
+    def encoder(
+        self, tokenizer: PreTrainedTokenizerBase, max_length: int, query_max_length: int | None = None
+    ):
+        """The tokeniser of pairs for this kind: ``encoder(queries, passages) -> features``.
+
+        ``query_max_length`` applies to pairs without a prompt (:class:`PairEncoder`); a prompt keeps its
+        own rule (the passage is cut first, then the query, the template's tokens never), which already
+        spares the query.
+        """
         if self.template is None:
-            return PairEncoder(tokenizer, max_length)
+            return PairEncoder(tokenizer, max_length, query_max_length)
         return TemplateEncoder(set_padding_token(tokenizer), self.template, max_length)
 
     def load_model(self, name_or_path: str, tokenizer: PreTrainedTokenizerBase, **kwargs) -> PreTrainedModel:
@@ -240,15 +247,26 @@ def read_kind(name_or_path: str) -> ModelKind:
 
 
 class Scorer:
-    """Scores tokenised pairs with a model of a given kind: relevance logits ``[N]``."""
+    """Scores tokenised pairs with a model of a given kind: relevance logits ``[N]``.
 
-    def __init__(self, kind: ModelKind, tokenizer: PreTrainedTokenizerBase) -> None:
+    ``max_tokens`` (``model.forward_max_tokens``) runs right-padded pairs (encoders) in length-sorted
+    chunks, see :func:`score_features`. Prompts are padded on the left and always run in one pass.
+    """
+
+    def __init__(
+        self, kind: ModelKind, tokenizer: PreTrainedTokenizerBase, max_tokens: int | None = None
+    ) -> None:
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+        ):
+            raise InputError(f"model.forward_max_tokens must be an integer >= 1 or null, got {max_tokens!r}")
         self.kind = kind
+        self.max_tokens = max_tokens
         self.yes_id, self.no_id = kind.token_ids(tokenizer) if kind.form == "yes_no" else (None, None)
 
     def __call__(self, model: torch.nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.kind.template is None:
-            return model(**features).logits.view(-1)  # [N]
+            return score_features(model, features, self.max_tokens)  # [N]
         # A decoder keeps no key/value cache: nothing is generated, and activation checkpointing would
         # append to the cache again when it recomputes a layer.
         if self.kind.form == "classifier":
@@ -261,26 +279,99 @@ class Scorer:
         return logits[:, self.yes_id] - logits[:, self.no_id]  # [N]
 
 
-def score_features(model: PreTrainedModel, features: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Relevance logits ``[N]`` of a classifier for ``N`` tokenised pairs."""
-    return model(**features).logits.view(-1)
+def score_features(
+    model: torch.nn.Module, features: dict[str, torch.Tensor], max_tokens: int | None = None
+) -> torch.Tensor:
+    """Relevance logits ``[N]`` of a classifier for ``N`` tokenised pairs, in the order given.
+
+    With ``max_tokens``, right-padded pairs are sorted by length and run in chunks of at most that many
+    tokens, each cut to its own longest pair, so padding added for the whole batch is not computed. A pair's
+    logit does not depend on the other pairs of its forward pass, so the logits (and their gradients, the
+    result being indexed back into input order) are those of one pass, up to float rounding. Left-padded
+    features (a first column that is not all real tokens) run in one pass.
+    """
+    mask = features.get("attention_mask")
+    if max_tokens is None or mask is None or not bool(mask[:, 0].all()):
+        return model(**features).logits.view(-1)
+    lengths = mask.sum(dim=1).tolist()  # [N] real tokens of each pair
+    chunks = token_budget_batches(lengths, len(lengths), max_tokens)
+    if len(chunks) == 1 and lengths[chunks[0][0]] == mask.shape[1]:
+        return model(**features).logits.view(-1)
+    logits = []
+    for chunk in chunks:
+        rows = torch.tensor(chunk, device=mask.device)
+        longest = lengths[chunk[0]]
+        part = {name: value[rows, :longest] for name, value in features.items()}
+        logits.append(model(**part).logits.view(-1))  # [len(chunk)]
+    order = torch.tensor([row for chunk in chunks for row in chunk], device=mask.device)
+    return torch.cat(logits)[torch.argsort(order)]  # [N] back in input order
+
+
+def token_budget_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Indices of sequences cut into batches by length, longest first: each batch holds at most
+    ``batch_size`` sequences and ``max_tokens`` tokens once padded to its longest (at least one sequence).
+
+    Sorting first keeps the padding of each batch small; the longest batch comes first so the largest
+    buffers are allocated once, up front, and reused by the smaller batches after it.
+    """
+    order = sorted(range(len(lengths)), key=lambda index: lengths[index], reverse=True)
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in order:
+        longest = lengths[batch[0]] if batch else lengths[index]
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * longest > max_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 class PairEncoder:
-    """Tokenises (query, passage) pairs with dynamic padding to the longest pair of the batch."""
+    """Tokenises (query, passage) pairs with dynamic padding to the longest pair of the batch.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+    Pairs longer than ``max_length`` are truncated, the longer text first; with ``query_max_length``, a
+    query is first cut to that many tokens and then only the passage is cut, so a long passage never
+    truncates the query.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, max_length: int, query_max_length: int | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.query_max_length = query_max_length
+        # Tokens a pair adds to its two texts ([CLS] ... [SEP] ... [SEP]): for length estimates.
+        self.extra_tokens = tokenizer.num_special_tokens_to_add(pair=True)
+
+    def _cut_queries(self, queries: list[str]) -> list[str]:
+        """Each query cut after its ``query_max_length``-th token (at that token's end in the text)."""
+        encoded = self.tokenizer(
+            queries,
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.query_max_length,
+            return_offsets_mapping=True,
+        )
+        return [
+            query[: offsets[-1][1]] if len(offsets) == self.query_max_length else query
+            for query, offsets in zip(queries, encoded["offset_mapping"], strict=True)
+        ]
+
+    def encode(self, queries: list[str], passages: list[str]) -> dict[str, list[list[int]]]:
+        """Token ids (and masks) of each pair, truncated but not padded."""
+        return dict(self._tokenize(queries, passages, padding=False, return_tensors=None))
+
+    def pad(self, encoded: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad encoded pairs to the longest of them: ``[N, L]`` tensors."""
+        return dict(self.tokenizer.pad(encoded, padding=True, return_tensors="pt"))
+
+    def _tokenize(self, queries: list[str], passages: list[str], **kwargs):
+        truncation = True
+        if self.query_max_length is not None:
+            queries, truncation = self._cut_queries(queries), "only_second"
+        return self.tokenizer(queries, passages, truncation=truncation, max_length=self.max_length, **kwargs)
 
     def __call__(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
-        return dict(
-            self.tokenizer(
-                queries,
-                passages,
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            )
-        )
+        return dict(self._tokenize(queries, passages, padding=True, return_tensors="pt"))

@@ -98,6 +98,9 @@ class TemplateEncoder:
         self.template = template
         self.max_length = max_length
         fixed = sum(len(self._ids(side)) for side, _ in template.sides("", ""))
+        # Tokens the template adds to a pair's two texts: for length estimates.
+        self.extra_tokens = fixed
+        self.query_max_length = None  # the template's own rule spares the query (see above)
         if fixed >= max_length:
             raise InputError(
                 f"data.max_length {max_length} leaves no room for text: the prompt template alone is {fixed} tokens"
@@ -138,8 +141,13 @@ class TemplateEncoder:
             result.append((ids, range(inside[0], inside[-1] + 1) if inside else range(0)))
         return result
 
-    def __call__(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
-        rows = self.encode_pairs(queries, passages)
+    def encode(self, queries: list[str], passages: list[str]) -> dict[str, list[list[int]]]:
+        """Token ids of each pair's prompt, truncated but not padded."""
+        return {"input_ids": self.encode_pairs(queries, passages)}
+
+    def pad(self, encoded: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
+        """Pad encoded prompts on the left to the longest of them: ``[N, T]`` tensors."""
+        rows = encoded["input_ids"]
         width = max(len(row) for row in rows)
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)  # [N, T]
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # [N, T]
@@ -147,6 +155,9 @@ class TemplateEncoder:
             input_ids[index, width - len(row) :] = torch.tensor(row, dtype=torch.long)
             attention_mask[index, width - len(row) :] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def __call__(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
+        return self.pad(self.encode(queries, passages))
 
 
 def _cut(ids: list[int], slot: range, excess: int) -> tuple[list[int], int]:

@@ -13,6 +13,7 @@ from reranker.core.errors import InputError
 from reranker.core.triplets import has_teacher_scores, read_triplets
 from reranker.serving.models import ModelKind, resolve_model_path
 from reranker.training.collate import TrainCollator, ValidationCollator
+from reranker.training.lengths import GroupLengths
 from reranker.training.sampling import (
     GroupSampler,
     TrainGroups,
@@ -57,6 +58,13 @@ class TripletDataModule(L.LightningDataModule):
         batch_size: training queries per step (each brings ``group_size`` pairs).
         val_batch_size: validation queries per step.
         max_length: tokens per (query, passage) pair; longer pairs are truncated.
+        query_max_length: with a value, a query is cut to this many tokens first and only the passage
+            is cut to fit ``max_length``, so a long passage never truncates the query. None: the longer
+            text of the pair is cut first. Pairs without a prompt only: a decoder's prompt already cuts
+            the passage first and keeps the query (see :class:`reranker.serving.prompts.TemplateEncoder`).
+        length_grouping_batches: training batches per window within which queries are grouped by the
+            token length of their groups, so little padding is computed (see
+            :class:`reranker.training.sampling.GroupSampler`); 0 or 1: no grouping.
         num_workers: DataLoader worker processes that tokenise batches.
         seed: seed of the held-out split and of group sampling.
         cache_dir: where ``datasets`` keeps its Arrow cache (its default when None).
@@ -74,6 +82,8 @@ class TripletDataModule(L.LightningDataModule):
         batch_size: int = 8,
         val_batch_size: int = 8,
         max_length: int = 512,
+        query_max_length: int | None = None,
+        length_grouping_batches: int = 16,
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str | None = None,
@@ -86,6 +96,17 @@ class TripletDataModule(L.LightningDataModule):
             raise InputError(
                 f"data.val_fraction must be between 0 and 1 when no val_files are given, got {val_fraction}"
             )
+        if query_max_length is not None and not (
+            isinstance(query_max_length, int) and 1 <= query_max_length <= max_length - 8
+        ):
+            raise InputError(
+                f"data.query_max_length must be null or an integer from 1 to max_length - 8 "
+                f"({max_length - 8}) so a passage keeps some tokens, got {query_max_length!r}"
+            )
+        if not isinstance(length_grouping_batches, int) or length_grouping_batches < 0:
+            raise InputError(
+                f"data.length_grouping_batches must be an integer >= 0, got {length_grouping_batches!r}"
+            )
         self.train_files = train_files
         self.val_files = val_files
         self.tokenizer_name_or_path = tokenizer_name_or_path
@@ -95,6 +116,8 @@ class TripletDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.max_length = max_length
+        self.query_max_length = query_max_length
+        self.length_grouping_batches = length_grouping_batches
         self.num_workers = num_workers
         self.seed = seed
         self.cache_dir = cache_dir
@@ -121,7 +144,8 @@ class TripletDataModule(L.LightningDataModule):
         tokenizer = AutoTokenizer.from_pretrained(
             resolve_model_path(self.tokenizer_name_or_path), use_fast=True
         )
-        self.encoder = self.kind.encoder(tokenizer, self.max_length)
+        self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
+        self.group_lengths = GroupLengths(self.train_groups, self.encoder)
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -143,7 +167,14 @@ class TripletDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()
         sampler = GroupSampler(
-            len(self.train_groups), self.seed, shuffle=True, rank=rank, world_size=world_size
+            len(self.train_groups),
+            self.seed,
+            shuffle=True,
+            rank=rank,
+            world_size=world_size,
+            group_lengths=self.group_lengths if self.length_grouping_batches > 1 else None,
+            batch_size=self.batch_size,
+            window_batches=self.length_grouping_batches,
         )
         loader = self._loader(
             self.train_groups, sampler, self.batch_size, TrainCollator(self.encoder), ResumableDataLoader

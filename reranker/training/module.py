@@ -61,6 +61,10 @@ class RerankerModule(L.LightningModule):
             model's. The model's config (and so an export) keeps the base model's values. Dropout noise can
             drown the weak early signal of a model that does not know the language yet (the offline demo
             uses 0).
+        forward_max_tokens: pairs of a batch are sorted by length and run through the model in chunks of
+            at most this many tokens, each cut to its own longest pair, so the padding of the batch (to its
+            longest pair) is not computed; the scores and the loss are those of one pass. None: one pass.
+            Encoders only: a decoder's prompts are padded on the left and run in one pass.
         mrr_k: cut-off of the MRR metric.
         hit_ks: cut-offs of the hit-rate metrics.
         max_nonfinite_in_a_row: training stops with :class:`NonFiniteLossError` after this many
@@ -84,6 +88,7 @@ class RerankerModule(L.LightningModule):
         freeze_embeddings: bool = False,
         gradient_checkpointing: bool = False,
         dropout: float | None = None,
+        forward_max_tokens: int | None = 2048,
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
         max_nonfinite_in_a_row: int = 10,
@@ -101,7 +106,7 @@ class RerankerModule(L.LightningModule):
         self.save_hyperparameters(ignore=["loss"])
         self.kind = ModelKind.from_config(kind)
         tokenizer = set_padding_token(load_tokenizer(model_name_or_path))
-        self.scorer = Scorer(self.kind, tokenizer)
+        self.scorer = Scorer(self.kind, tokenizer, forward_max_tokens)
         self.model = self.kind.load_model(model_name_or_path, tokenizer)
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps each submodule's mode
         self.loss = loss if loss is not None else GroupCrossEntropy()

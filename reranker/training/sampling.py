@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import datasets
@@ -185,6 +185,15 @@ class GroupSampler(Sampler):
 
     Yields ``(index, seed)`` for :class:`TrainGroups`, or plain indices when ``with_seed`` is False.
     Resuming mid-epoch, :meth:`resume` makes the next iteration leave out the items already trained on.
+
+    Length grouping (training, with ``group_lengths``): the rank's items are cut into windows of
+    ``window_batches * batch_size``; within a window they are sorted by the token length of their group
+    (as :class:`~reranker.training.lengths.GroupLengths` counts it) and cut into batches of
+    ``batch_size``, and the order of the window's full batches is shuffled. Each batch then holds queries
+    of similar length, so little padding is computed. The set of items per epoch and rank, the number of
+    queries per batch and so the weight of each query in the loss are unchanged; only which queries share
+    a batch changes. The order is a function of (seed, epoch, rank), so a resumed run skips exactly the
+    items it trained on.
     """
 
     def __init__(
@@ -195,6 +204,9 @@ class GroupSampler(Sampler):
         rank: int = 0,
         world_size: int = 1,
         with_seed: bool = True,
+        group_lengths: Callable[[list[tuple[int, int]]], list[int]] | None = None,
+        batch_size: int = 1,
+        window_batches: int = 16,
     ) -> None:
         self.num_items = num_items
         self.seed = seed
@@ -202,6 +214,9 @@ class GroupSampler(Sampler):
         self.rank = rank
         self.world_size = world_size
         self.with_seed = with_seed
+        self.group_lengths = group_lengths
+        self.batch_size = batch_size
+        self.window_batches = window_batches
         self.epoch = 0
         self.skip = 0
 
@@ -223,11 +238,33 @@ class GroupSampler(Sampler):
 
     def __iter__(self) -> Iterator[int | tuple[int, int]]:
         skip, self.skip = self.skip, 0
-        for index in self._indices()[skip:]:
-            if self.with_seed:
-                yield index, random.Random(f"group-{self.seed}-{self.epoch}-{index}").getrandbits(63)
-            else:
-                yield index
+        indices = self._indices()
+        if not self.with_seed:
+            yield from indices[skip:]
+            return
+        items = [(index, self._group_seed(index)) for index in indices]
+        if self.group_lengths is None or not self.shuffle or self.window_batches < 2:
+            yield from items[skip:]
+            return
+        window = self.batch_size * self.window_batches
+        for start in range(0, len(items), window):
+            if start + window <= skip:
+                continue  # trained on before the resume: its lengths are not needed
+            ordered = self._by_length(items[start : start + window], start)
+            yield from ordered[max(0, skip - start) :]
+
+    def _group_seed(self, index: int) -> int:
+        return random.Random(f"group-{self.seed}-{self.epoch}-{index}").getrandbits(63)
+
+    def _by_length(self, items: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
+        """The window's items sorted by group length, cut into batches, full batches in a seeded order."""
+        lengths = self.group_lengths(items)
+        order = sorted(range(len(items)), key=lambda position: lengths[position])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # A partial batch (only in the epoch's last window) stays last so later batches stay aligned.
+        partial = [batches.pop()] if len(batches[-1]) < self.batch_size else []
+        random.Random(f"length-{self.seed}-{self.epoch}-{self.rank}-{start}").shuffle(batches)
+        return [items[position] for batch in batches + partial for position in batch]
 
     def __len__(self) -> int:
         if not self.shuffle:

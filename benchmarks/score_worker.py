@@ -1,0 +1,54 @@
+"""One scoring run of one system, in its own process: ``score_worker.py SYSTEM MODEL PAIRS OUT``.
+
+Prints one JSON line: pairs/s over the timed pass (after one warm-up pass over the first 256 pairs),
+peak RSS, and writes the raw logits to ``OUT``. Runs under either virtual environment (FlagEmbedding needs
+transformers 4), so it imports only what its system needs.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+MAX_LENGTH = 256
+
+
+def scorer(system: str, model: str):
+    if system == "ours":
+        from reranker import Reranker
+
+        reranker = Reranker(model, max_length=MAX_LENGTH, device="cpu")
+        return lambda pairs: reranker.score(pairs)
+    if system == "sentence-transformers":
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        encoder = CrossEncoder(model, max_length=MAX_LENGTH, device="cpu")
+        return lambda pairs: encoder.predict(pairs, batch_size=64, activation_fn=torch.nn.Identity()).tolist()
+    if system == "FlagEmbedding":
+        from FlagEmbedding import FlagReranker
+
+        reranker = FlagReranker(model, use_fp16=False, devices=["cpu"])
+        return lambda pairs: reranker.compute_score(pairs, batch_size=64, max_length=MAX_LENGTH)
+    raise SystemExit(f"unknown system {system!r}")
+
+
+def main() -> None:
+    system, model, pairs_path, out = sys.argv[1:5]
+    with open(pairs_path, encoding="utf-8") as file:
+        pairs = [tuple(json.loads(line)) for line in file]
+    score = scorer(system, model)
+    score(pairs[:256])
+    start = time.perf_counter()
+    scores = [float(value) for value in score(pairs)]
+    seconds = time.perf_counter() - start
+    with open(out, "w") as file:
+        json.dump(scores, file)
+    peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"system": system, "pairs_per_s": len(pairs) / seconds, "peak_rss_gb": peak_rss_gb}))
+
+
+if __name__ == "__main__":
+    main()

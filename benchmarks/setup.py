@@ -1,0 +1,109 @@
+"""Build what the benchmarks share, once, under ``benchmarks/work/`` (ignored by git).
+
+``python benchmarks/setup.py`` writes, for each workload:
+- ``models/<workload>/``: the base model with a one-logit classification head initialised from seed 0 and
+  saved, so every system starts from exactly the same weights (a head left to each loader would be drawn
+  afresh by each);
+- ``data/<workload>/train.jsonl``: triplets ``{"query", "pos": [1], "neg": [3]}`` (group 4) that every
+  system reads;
+- ``data/<workload>/pairs.jsonl``: 3,000 ``[query, passage]`` pairs for the scoring benchmark.
+
+Workloads: ``korean`` (KorQuAD 1.0 dev, passages of 2 sentences as ``reranker.prepare squad
+--sentences-per-passage 2`` writes them, multilingual-e5-small) and ``english`` (the MS MARCO sample,
+one gold passage and 3 random corpus passages per query, the demo model all-MiniLM-L6-v2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+WORK = Path(__file__).resolve().parent / "work"
+SHARED = Path("/work/shared/data")
+ME5_SMALL = Path("/work/models/me5-small")
+NUM_PAIRS = 3000
+
+
+def build_model(base: str, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if (out / "config.json").is_file():
+        return
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+
+
+def english_triplets(out: Path, seed: int = 0) -> None:
+    import pandas as pd
+
+    corpus = pd.read_parquet(SHARED / "msmarco-en-sample" / "msmarco_corpus.parquet")
+    qa = pd.read_parquet(SHARED / "msmarco-en-sample" / "msmarco_qa.parquet")
+    text = dict(zip(corpus["doc_id"], corpus["contents"], strict=True))
+    ids = list(text)
+    rng = random.Random(seed)
+    with (out / "train.jsonl").open("w", encoding="utf-8") as file:
+        for query, gold in zip(qa["query"], qa["retrieval_gt"], strict=True):
+            golds = {doc for group in gold for doc in group}
+            negatives = rng.sample([doc for doc in ids if doc not in golds], 3)
+            record = {
+                "query": query,
+                "pos": [text[sorted(golds)[0]]],
+                "neg": [text[doc] for doc in negatives],
+            }
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def korean_triplets(out: Path) -> None:
+    prepared = WORK / "prepared-korquad"
+    if not (prepared / "train.jsonl").is_file():
+        command = [
+            sys.executable,
+            "-m",
+            "reranker.prepare",
+            "squad",
+            str(SHARED / "korquad" / "KorQuAD_v1.0_dev.json"),
+        ]
+        command += ["--sentences-per-passage", "2", "--out", str(prepared)]
+        subprocess.run(command, check=True)
+    shutil.copy(prepared / "train.jsonl", out / "train.jsonl")
+
+
+def pairs_from_triplets(folder: Path, count: int = NUM_PAIRS) -> None:
+    pairs = []
+    with (folder / "train.jsonl").open(encoding="utf-8") as file:
+        for line in file:
+            record = json.loads(line)
+            pairs += [[record["query"], passage] for passage in record["pos"] + record["neg"]]
+            if len(pairs) >= count:
+                break
+    with (folder / "pairs.jsonl").open("w", encoding="utf-8") as file:
+        for pair in pairs[:count]:
+            file.write(json.dumps(pair, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    from reranker.serving.models import packaged_model_path
+
+    bases = {"korean": str(ME5_SMALL), "english": packaged_model_path()}
+    builders = {"korean": korean_triplets, "english": english_triplets}
+    for workload, base in bases.items():
+        data = WORK / "data" / workload
+        data.mkdir(parents=True, exist_ok=True)
+        if not (data / "train.jsonl").is_file():
+            builders[workload](data)
+        pairs_from_triplets(data)
+        build_model(base, WORK / "models" / workload)
+        print(f"{workload}: {data} and {WORK / 'models' / workload}")
+
+
+if __name__ == "__main__":
+    main()

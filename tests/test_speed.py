@@ -1,0 +1,179 @@
+"""Speed features keep the numbers: chunked forward passes, query order within a step, length grouping,
+for encoders and decoder prompts."""
+
+import pytest
+import torch
+from test_decoder import config_kind
+from transformers import AutoTokenizer
+
+from reranker.serving.models import ModelKind, PairEncoder, Scorer, score_features, set_padding_token
+from reranker.training.lengths import GroupLengths
+from reranker.training.module import RerankerModule
+from reranker.training.sampling import GroupSampler
+
+QUERIES = ["서울", "김치는 어떻게 만드나", "부산 해운대", "태양"]
+PASSAGES = [
+    ["서울은 대한민국의 수도이다", "김치", "부산은 항구 도시이다 부산에는 해운대 해수욕장이 있다", "해"],
+    ["김치는 배추로 만든다 소금에 절인 배추에 양념을 넣는다", "서울", "태양은 항성이다", "바다"],
+    [
+        "해운대는 부산에 있다",
+        "김치는 발효 음식이다 오래 두면 시어진다 찌개에 넣는다",
+        "서울에는 한강이",
+        "달",
+    ],
+    ["태양은 뜨겁다", "부산", "김치", "서울은 대한민국의 수도이다 서울에는 한강이 흐른다 산이 많다"],
+]
+
+
+def batch_of(tokenizer, order):
+    encoder = PairEncoder(tokenizer, 64)
+    queries = [QUERIES[q] for q in order for _ in PASSAGES[q]]
+    passages = [p for q in order for p in PASSAGES[q]]
+    labels = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * len(order))  # [B, G]
+    return {"features": encoder(queries, passages), "labels": labels}
+
+
+def step_loss_and_grad(module, batch):
+    module.zero_grad()
+    scores = module(batch["features"]).view(batch["labels"].shape)  # [B, G]
+    loss = module.loss(scores, batch)
+    loss.backward()
+    grad = module.model.get_input_embeddings().weight.grad.clone()
+    return loss.detach(), grad
+
+
+def test_chunked_forward_gives_the_scores_and_gradients_of_one_pass(tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    batch = batch_of(tokenizer, [0, 1, 2, 3])
+    lengths = batch["features"]["attention_mask"].sum(dim=1)
+    assert lengths.min() < lengths.max()  # the batch has padding for the chunks to leave out
+    whole = RerankerModule(tiny_bert, dropout=0.0, forward_max_tokens=None)
+    chunked = RerankerModule(tiny_bert, dropout=0.0, forward_max_tokens=40)
+    chunked.model.load_state_dict(whole.model.state_dict())
+    with torch.no_grad():
+        one_pass = score_features(whole.model, batch["features"])
+        in_chunks = score_features(chunked.model, batch["features"], max_tokens=40)
+    torch.testing.assert_close(in_chunks, one_pass, atol=1e-5, rtol=1e-5)
+    loss_whole, grad_whole = step_loss_and_grad(whole, batch)
+    loss_chunked, grad_chunked = step_loss_and_grad(chunked, batch)
+    torch.testing.assert_close(loss_chunked, loss_whole, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(grad_chunked, grad_whole, atol=1e-6, rtol=1e-5)
+
+
+def test_step_loss_is_the_same_whatever_order_its_queries_arrive_in(tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    module = RerankerModule(tiny_bert, dropout=0.0, forward_max_tokens=40)
+    loss, grad = step_loss_and_grad(module, batch_of(tokenizer, [0, 1, 2, 3]))
+    for order in ([3, 1, 0, 2], [2, 3, 1, 0]):
+        other_loss, other_grad = step_loss_and_grad(module, batch_of(tokenizer, order))
+        torch.testing.assert_close(other_loss, loss, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(other_grad, grad, atol=1e-6, rtol=1e-5)
+
+
+def fake_lengths(items):
+    """A made-up but deterministic group length per item."""
+    return [(index * 37 + seed) % 101 for index, seed in items]
+
+
+def grouped_sampler(num_items=203, rank=0, world_size=1, batch_size=4, window_batches=5, epoch=3):
+    sampler = GroupSampler(
+        num_items,
+        seed=7,
+        rank=rank,
+        world_size=world_size,
+        group_lengths=fake_lengths,
+        batch_size=batch_size,
+        window_batches=window_batches,
+    )
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def test_length_grouping_yields_every_query_once_per_epoch_on_every_rank_split():
+    plain = GroupSampler(203, seed=7)
+    plain.set_epoch(3)
+    assert sorted(list(grouped_sampler())) == sorted(list(plain))  # same items, same group seeds
+    assert sorted(index for index, _ in grouped_sampler()) == list(range(203))
+    for world_size in (2, 3):
+        shards = [
+            [index for index, _ in grouped_sampler(rank=r, world_size=world_size)] for r in range(world_size)
+        ]
+        seen = [index for shard in shards for index in shard]
+        assert len(seen) == len(set(seen)) == 203 // world_size * world_size  # disjoint, equal shares
+        for rank, shard in enumerate(shards):  # grouping reorders within a rank's own share only
+            plain = GroupSampler(203, seed=7, rank=rank, world_size=world_size)
+            plain.set_epoch(3)
+            assert sorted(shard) == sorted(index for index, _ in plain)
+
+
+def test_length_grouping_puts_similar_lengths_together():
+    items = list(grouped_sampler(batch_size=4, window_batches=5))
+    lengths = fake_lengths(items)
+    window = 20
+    for start in range(0, 200, window):
+        batches = [lengths[i : i + 4] for i in range(start, start + window, 4)]
+        # Each batch is a run of its window's sorted lengths: the batches' ranges do not overlap.
+        ranges = sorted((min(batch), max(batch)) for batch in batches)
+        assert all(high <= next_low for (_, high), (next_low, _) in zip(ranges, ranges[1:], strict=False))
+    assert lengths != sorted(lengths)  # batch order within a window is shuffled, not longest-last
+
+
+def test_length_grouping_resumes_exactly_mid_epoch():
+    full = list(grouped_sampler())
+    for batches_done in (0, 1, 5, 7, 49, 50):
+        sampler = grouped_sampler()
+        sampler.resume(3, batches_done * 4)
+        assert list(sampler) == full[batches_done * 4 :]
+    assert list(grouped_sampler()) == full  # a resume applies to one iteration only
+
+
+def test_query_max_length_keeps_the_query_whole_against_a_long_passage(tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    query = "서울 김치 부산"
+    passage = " ".join(["해운대는 부산에 있다"] * 40)
+    query_ids = tokenizer(query, add_special_tokens=False)["input_ids"]
+    plain = PairEncoder(tokenizer, 16)(["" + query], [passage])["input_ids"][0].tolist()
+    kept = PairEncoder(tokenizer, 16, query_max_length=8)([query], [passage])["input_ids"][0].tolist()
+    assert len(kept) == 16
+    assert kept[1 : 1 + len(query_ids)] == query_ids  # [CLS] query [SEP] passage...
+    assert plain[1 : 1 + len(query_ids)] != query_ids or len(query_ids) <= 7  # longest-first cut it
+    long_query = " ".join(["서울"] * 30)
+    cut = PairEncoder(tokenizer, 16, query_max_length=4)([long_query], [passage])["input_ids"][0].tolist()
+    first_sep = cut.index(tokenizer.sep_token_id)
+    assert first_sep - 1 == 4 and len(cut) == 16  # the query cut to 4 tokens, the passage fills the rest
+
+
+class FakeGroup:
+    def __init__(self, query, passages):
+        self.query, self.passages = query, passages
+
+
+@pytest.mark.parametrize("model", ["tiny_bert", "tiny_qwen3"])
+def test_group_lengths_are_the_encoded_length_of_each_groups_longest_pair(model, request):
+    """The sampler's length of a group is what the batch encoder makes of its longest pair (a decoder's
+    prompt included, within a token or two where the tokenizer merges across the template's edges)."""
+    path = request.getfixturevalue(model)
+    kind = ModelKind.from_config(config_kind()) if model == "tiny_qwen3" else ModelKind()
+    encoder = kind.encoder(AutoTokenizer.from_pretrained(path), 64 if model == "tiny_bert" else 300)
+    groups = [FakeGroup(query, passages) for query, passages in zip(QUERIES, PASSAGES, strict=True)]
+    by_item = {(index, 0): group for index, group in enumerate(groups)}  # TrainGroups takes (index, seed)
+    lengths = GroupLengths(by_item, encoder)(list(by_item))
+    encoded = [
+        max(map(len, encoder.encode([group.query] * 4, group.passages)["input_ids"])) for group in groups
+    ]
+    tolerance = 0 if model == "tiny_bert" else 2
+    assert all(abs(a - b) <= tolerance for a, b in zip(lengths, encoded, strict=True)), (lengths, encoded)
+    assert len(set(encoded)) > 1  # groups of different lengths: the comparison means something
+
+
+def test_left_padded_prompts_run_in_one_pass_whatever_forward_max_tokens(tiny_qwen3):
+    kind = ModelKind.from_config({**config_kind(), "form": "classifier"})
+    tokenizer = set_padding_token(AutoTokenizer.from_pretrained(tiny_qwen3))
+    model = kind.load_model(tiny_qwen3, tokenizer).eval()
+    features = kind.encoder(tokenizer, 300)([QUERIES[0]] * 4, PASSAGES[0])
+    lengths = features["attention_mask"].sum(dim=1)
+    assert lengths.min() < lengths.max()  # left padding that a chunked pass would cut wrongly
+    with torch.no_grad():
+        one_pass = model(**features, use_cache=False).logits.view(-1)
+        scored = Scorer(kind, tokenizer, max_tokens=250)(model, features)
+    torch.testing.assert_close(scored, one_pass, atol=1e-5, rtol=1e-5)
