@@ -62,9 +62,11 @@ class TripletDataModule(L.LightningDataModule):
             is cut to fit ``max_length``, so a long passage never truncates the query. None: the longer
             text of the pair is cut first. Pairs without a prompt only: a decoder's prompt already cuts
             the passage first and keeps the query (see :class:`reranker.serving.prompts.TemplateEncoder`).
-        length_grouping_batches: training batches per window within which queries are grouped by the
+        length_grouping_batches: optimiser steps per window within which queries are grouped by the
             token length of their groups, so little padding is computed (see
-            :class:`reranker.training.sampling.GroupSampler`); 0 or 1: no grouping.
+            :class:`reranker.training.sampling.GroupSampler`); 0 or 1: no grouping. With gradient
+            accumulation the queries of a whole step are grouped, so accumulating k batches of n queries
+            trains on the queries one batch of k × n would.
         num_workers: DataLoader worker processes that tokenise batches.
         seed: seed of the held-out split and of group sampling.
         cache_dir: where ``datasets`` keeps its Arrow cache (its default when None).
@@ -151,6 +153,10 @@ class TripletDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _accumulation(self) -> int:
+        trainer = self.trainer
+        return int(trainer.accumulate_grad_batches) if trainer is not None else 1
+
     def _loader(self, dataset, sampler, batch_size: int, collate_fn, loader_class=DataLoader) -> DataLoader:
         return loader_class(
             dataset,
@@ -173,7 +179,8 @@ class TripletDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world_size,
             group_lengths=self.group_lengths if self.length_grouping_batches > 1 else None,
-            batch_size=self.batch_size,
+            # Grouped by optimiser step: a step trains on the same queries however many batches it is split into.
+            batch_size=self.batch_size * self._accumulation(),
             window_batches=self.length_grouping_batches,
         )
         loader = self._loader(
