@@ -2,8 +2,9 @@
 
 The same probes watch every system, so the figures are comparable whatever the framework:
 - a global optimizer-step hook timestamps each optimisation step (step time = time between steps);
-- a global forward hook on the word-embedding table counts, per step, the token positions the model
-  processed (``input_ids.numel()``) and the real ones (not the pad id).
+- global forward hooks count, per step, the token positions the model processed (the ``[n, L, H]``
+  input of each pass through the encoder stack: n × L) and the real ones (the ids that are not the pad
+  id, counted where the word-embedding table is looked up).
 Prints one JSON line: pairs/s and real tokens/s over the steps after ``WARMUP``, padding share, peak RSS.
 Settings fixed for all systems: group 4, 8 queries per step, 256 tokens per pair (FlagEmbedding: query 64 +
 passage 192), all weights trained, fp32 on CPU, learning rate 2e-5, no validation, no checkpoints.
@@ -36,14 +37,17 @@ class Probe:
         self.tokens.append([0, 0])
 
     def on_forward(self, module, inputs, output) -> None:
-        if (
-            isinstance(module, torch.nn.Embedding)
-            and module.num_embeddings == self.vocab_size
-            and module.training
+        if not module.training:
+            return
+        if isinstance(module, torch.nn.Embedding) and module.num_embeddings == self.vocab_size:
+            self.tokens[-1][1] += int((inputs[0] != self.pad_id).sum())
+        elif (
+            type(module).__name__.endswith("Encoder")
+            and inputs
+            and isinstance(inputs[0], torch.Tensor)
+            and inputs[0].dim() == 3
         ):
-            ids = inputs[0]
-            self.tokens[-1][0] += ids.numel()
-            self.tokens[-1][1] += int((ids != self.pad_id).sum())
+            self.tokens[-1][0] += inputs[0].shape[0] * inputs[0].shape[1]
 
     def report(self, system: str) -> dict:
         timed = self.step_ends[WARMUP:]

@@ -36,6 +36,40 @@ def test_dropout_zero_makes_training_passes_deterministic_and_leaves_the_config(
     assert module.model.config.attention_probs_dropout_prob == 0.1
 
 
+@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+def test_attention_dropout_reaches_the_attention_and_only_it(model_fixture, request):
+    model_dir = request.getfixturevalue(model_fixture)
+    # Hidden dropout off, attention dropout on: passes differ, so the value set is the one attention uses.
+    module = RerankerModule(model_dir, dropout=0.0, attention_dropout=0.5)
+    first, second = _train_mode_scores(module, model_dir)
+    assert not torch.equal(first, second)
+    # Attention dropout off, the base model's hidden dropout (0.1) kept: passes still differ ...
+    module = RerankerModule(model_dir, attention_dropout=0.0)
+    first, second = _train_mode_scores(module, model_dir)
+    assert not torch.equal(first, second)
+    probabilities = {name: m.p for name, m in module.model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    attention = {name: p for name, p in probabilities.items() if name.endswith("attention.self.dropout")}
+    assert len(attention) == module.model.config.num_hidden_layers
+    assert set(attention.values()) == {0.0}
+    assert {p for name, p in probabilities.items() if name not in attention} == {0.1}
+    # ... and the config an export writes keeps the base model's value.
+    assert module.model.config.attention_probs_dropout_prob == 0.1
+
+
+def test_attention_dropout_of_a_decoder_is_its_attention_modules_float(tiny_qwen3):
+    from test_decoder import config_kind
+
+    module = RerankerModule(tiny_qwen3, kind=config_kind(), attention_dropout=0.25)
+    values = [m.attention_dropout for m in module.model.modules() if type(m).__name__ == "Qwen3Attention"]
+    assert values and set(values) == {0.25}
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_an_attention_dropout_outside_zero_to_one_is_refused(value, tiny_bert):
+    with pytest.raises(InputError, match=r"model.attention_dropout must be in \[0, 1\) or null"):
+        RerankerModule(tiny_bert, attention_dropout=value)
+
+
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])
 def test_a_dropout_outside_zero_to_one_is_refused(dropout, tiny_bert):
     with pytest.raises(InputError, match=r"model.dropout must be in \[0, 1\) or null"):

@@ -30,6 +30,7 @@ MODULE_SETTINGS = (
     ("weight_decay", "weight decay"),
     ("freeze_embeddings", "frozen word embeddings"),
     ("dropout", "training dropout (None: the base model's)"),
+    ("attention_dropout", "training dropout on attention probabilities (None: as dropout)"),
     ("lora", "LoRA adapters, merged into the weights (None: every weight trained)"),
 )
 

@@ -30,6 +30,26 @@ def set_dropout(model: nn.Module, probability: float) -> None:
             module.p = probability
 
 
+def set_attention_dropout(model: nn.Module, probability: float) -> int:
+    """Set the dropout on attention probabilities of every attention layer; returns how many were set.
+
+    Encoders (BERT, XLM-R) keep it as an ``nn.Dropout`` named ``dropout`` in their self-attention module,
+    decoders (Llama, Qwen, Gemma) as a float ``attention_dropout``; both are handed to the attention
+    function at each call, so the value set here is the one used.
+    """
+    count = 0
+    for module in model.modules():
+        if not type(module).__name__.endswith("Attention"):
+            continue
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = probability
+            count += 1
+        elif isinstance(getattr(module, "dropout", None), nn.Dropout):
+            module.dropout.p = probability
+            count += 1
+    return count
+
+
 def _plain(value):
     """Hydra hands nested config values over as DictConfig/ListConfig; checkpoints keep plain ones."""
     return (
@@ -61,6 +81,11 @@ class RerankerModule(L.LightningModule):
             model's. The model's config (and so an export) keeps the base model's values. Dropout noise can
             drown the weak early signal of a model that does not know the language yet (the offline demo
             uses 0).
+        attention_dropout: dropout on the attention probabilities while training, set after ``dropout``;
+            None keeps what ``dropout`` (or the base model) gives. 0 lets PyTorch run its fused attention
+            kernel: on CPU a kernel with dropout does not exist, and attention falls back to a path that
+            materialises and masks every ``[heads, L, L]`` probability matrix (about 1.6x slower training
+            of the demo model). The model's config keeps the base model's value.
         forward_max_tokens: pairs of a batch are sorted by length and run through the model in chunks of
             at most this many tokens, each cut to its own longest pair, so the padding of the batch (to its
             longest pair) is not computed; the scores and the loss are those of one pass. None: one pass.
@@ -88,6 +113,7 @@ class RerankerModule(L.LightningModule):
         freeze_embeddings: bool = False,
         gradient_checkpointing: bool = False,
         dropout: float | None = None,
+        attention_dropout: float | None = None,
         forward_max_tokens: int | None = 2048,
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
@@ -97,6 +123,8 @@ class RerankerModule(L.LightningModule):
         super().__init__()
         if dropout is not None and not 0.0 <= dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1) or null, got {dropout}")
+        if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
+            raise InputError(f"model.attention_dropout must be in [0, 1) or null, got {attention_dropout}")
         # Plain ints, not a config ListConfig: checkpoints must load with torch.load(weights_only=True).
         hit_ks = tuple(int(k) for k in hit_ks)
         # Checked and stored in full (every field) before anything loads: checkpoints and exports state them.
@@ -117,6 +145,12 @@ class RerankerModule(L.LightningModule):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if dropout is not None:
             set_dropout(self.model, dropout)
+        if attention_dropout is not None:
+            if not set_attention_dropout(self.model, attention_dropout) and attention_dropout > 0:
+                raise InputError(
+                    f"model.attention_dropout: {type(self.model).__name__} has no attention dropout to set "
+                    "(set it to null)"
+                )
         if lora_settings is not None:
             self.model = apply_lora(self.model, lora_settings, self.kind.form)
             # Checkpoints hold the trained weights only; the frozen base comes from model_name_or_path.
@@ -300,6 +334,10 @@ class RerankerModule(L.LightningModule):
                 {"params": no_decay, "weight_decay": 0.0},
             ],
             lr=self.hparams.lr,
+            # One kernel per parameter, no temporaries the size of the model: on 2 CPU cores a step of
+            # multilingual-e5-small updates in ~0.2 s instead of ~0.9 s. FSDP's sharded parameters keep
+            # the multi-tensor implementation.
+            fused=None if type(self.trainer.strategy).__name__.startswith("FSDP") else True,
         )
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         # Estimating builds the training loader before a checkpoint's loop state is restored; drop it so
