@@ -39,6 +39,17 @@ def build_model(base: str, out: Path) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    portable_tokenizer_class(out)
+
+
+def portable_tokenizer_class(folder: Path) -> None:
+    """transformers 5 names a tokenizer.json-only tokenizer ``TokenizersBackend``, a class transformers 4
+    (FlagEmbedding's) does not know; both load it as ``PreTrainedTokenizerFast``."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def english_triplets(out: Path, seed: int = 0) -> None:
@@ -102,6 +113,7 @@ def main() -> None:
             builders[workload](data)
         pairs_from_triplets(data)
         build_model(base, WORK / "models" / workload)
+        portable_tokenizer_class(WORK / "models" / workload)
         print(f"{workload}: {data} and {WORK / 'models' / workload}")
 
 
