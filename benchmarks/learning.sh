@@ -6,7 +6,8 @@
 # of BEFORE_ROOT (another checkout, e.g. `git worktree add ../before <commit>`) and once with this one,
 # same data and seed, then evaluates both exports on the same 200 held-out questions x BM25 top 10.
 # Needs ../shared (KorQuAD dev) and multilingual-e5-small at $ME5 (../shared/tools/me5-small/convert.sh).
-# Writes under benchmarks/work/learning/ (git-ignored); prints the evaluation table and paired tests.
+# SEED (default 42) seeds both runs. Writes under benchmarks/work/learning/ (git-ignored); prints the
+# evaluation table and paired tests.
 set -euo pipefail
 before=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ after=$PWD
 export PYTHON=${PYTHON:-python} HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
 shared=${SHARED:-$after/../shared}
 me5=${ME5:-/work/models/me5-small}
-work=$after/benchmarks/work/learning
-data=$work/data
+seed=${SEED:-42}
+data=$after/benchmarks/work/learning/data
+work=$after/benchmarks/work/learning/seed$seed
 mkdir -p "$work"
 
 if [ ! -f "$data/eval/candidates_top10.jsonl" ]; then
@@ -33,7 +35,7 @@ for side in before after; do
     model.model_name_or_path="$me5" data.train_files="$data/train.jsonl" data.val_files="$data/val.jsonl" \
     data.group_size=4 data.batch_size=8 data.val_batch_size=16 data.max_length=128 data.num_workers=1 \
     model.lr=1e-4 trainer.max_epochs=1 trainer.max_steps=64 trainer.val_check_interval=16 \
-    trainer.log_every_n_steps=2 seed=42 validate_before_training=false task_name="learning_$side" \
+    trainer.log_every_n_steps=2 seed=$seed validate_before_training=false task_name="learning_$side" \
     hydra.run.dir="$work/$side" callbacks.progress_bar=null)
 done
 

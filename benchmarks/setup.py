@@ -42,13 +42,19 @@ def build_model(base: str, out: Path) -> None:
     portable_tokenizer_class(out)
 
 
+# By the vocabulary's kind in tokenizer.json (multilingual-e5-small is a BERT with XLM-R's Unigram vocabulary).
+TOKENIZER_CLASSES = {"Unigram": "XLMRobertaTokenizer", "WordPiece": "BertTokenizer"}
+
+
 def portable_tokenizer_class(folder: Path) -> None:
     """transformers 5 names a tokenizer.json-only tokenizer ``TokenizersBackend``, a class transformers 4
-    (FlagEmbedding's) does not know; both load it as ``PreTrainedTokenizerFast``."""
+    (FlagEmbedding's) does not know. Both know the model's own class, which also adds the pair's special
+    tokens when FlagEmbedding joins separately tokenised texts (the generic fast class adds none)."""
     path = folder / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    if config.get("tokenizer_class") == "TokenizersBackend":
-        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    vocabulary = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]["type"]
+    if config.get("tokenizer_class") in ("TokenizersBackend", "PreTrainedTokenizerFast", "BertTokenizer"):
+        config["tokenizer_class"] = TOKENIZER_CLASSES[vocabulary]
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
