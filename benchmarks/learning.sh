@@ -5,7 +5,8 @@
 # 8 questions a step, lr 1e-4, 64 steps, validation every 16, best checkpoint exported) once with the code
 # of BEFORE_ROOT (another checkout, e.g. `git worktree add ../before <commit>`) and once with this one,
 # same data and seed, then evaluates both exports on the same 200 held-out questions x BM25 top 10.
-# Needs ../shared (KorQuAD dev) and multilingual-e5-small at $ME5 (../shared/tools/me5-small/convert.sh).
+# Needs ../shared (KorQuAD dev) and multilingual-e5-small at $ME5 (default benchmarks/work/me5-small, as
+# benchmarks/setup.py builds it).
 # SEED (default 42) seeds both runs. Writes under benchmarks/work/learning/ (git-ignored); prints the
 # evaluation table and paired tests.
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 after=$PWD
 export PYTHON=${PYTHON:-python} HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
 shared=${SHARED:-$after/../shared}
-me5=${ME5:-/work/models/me5-small}
+me5=${ME5:-$after/benchmarks/work/me5-small}
 seed=${SEED:-42}
 data=$after/benchmarks/work/learning/data
 work=$after/benchmarks/work/learning/seed$seed

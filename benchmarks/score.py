@@ -10,19 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "work"
-PYTHONS = {
-    "ours": "/work/main/.venv/bin/python",
-    "sentence-transformers": "/work/main/.venv/bin/python",
-    "FlagEmbedding": "/work/main/.venv-compat/bin/python",
-}
+from common import HERE, PYTHONS, WORK, worker_env
 
 
 def main() -> None:
@@ -37,12 +29,7 @@ def main() -> None:
     pairs = runs / "pairs.jsonl"
     lines = (WORK / "data" / args.workload / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
     pairs.write_text("\n".join(lines[: args.pairs]) + "\n", encoding="utf-8")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(HERE.parent),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = worker_env()
     results: dict[str, list[dict]] = {system: [] for system in PYTHONS}
     systems = list(PYTHONS)
     for round_number in range(args.rounds):

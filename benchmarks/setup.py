@@ -23,9 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-WORK = Path(__file__).resolve().parent / "work"
-SHARED = Path("/work/shared/data")
-ME5_SMALL = Path("/work/models/me5-small")
+from common import ME5_SMALL, SHARED, WORK
+
 NUM_PAIRS = 3000
 
 
@@ -61,8 +60,8 @@ def portable_tokenizer_class(folder: Path) -> None:
 def english_triplets(out: Path, seed: int = 0) -> None:
     import pandas as pd
 
-    corpus = pd.read_parquet(SHARED / "msmarco-en-sample" / "msmarco_corpus.parquet")
-    qa = pd.read_parquet(SHARED / "msmarco-en-sample" / "msmarco_qa.parquet")
+    corpus = pd.read_parquet(SHARED / "data" / "msmarco-en-sample" / "msmarco_corpus.parquet")
+    qa = pd.read_parquet(SHARED / "data" / "msmarco-en-sample" / "msmarco_qa.parquet")
     text = dict(zip(corpus["doc_id"], corpus["contents"], strict=True))
     ids = list(text)
     rng = random.Random(seed)
@@ -86,7 +85,7 @@ def korean_triplets(out: Path) -> None:
             "-m",
             "reranker.prepare",
             "squad",
-            str(SHARED / "korquad" / "KorQuAD_v1.0_dev.json"),
+            str(SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json"),
         ]
         command += ["--sentences-per-passage", "2", "--out", str(prepared)]
         subprocess.run(command, check=True)
@@ -110,6 +109,9 @@ def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     from reranker.serving.models import packaged_model_path
 
+    if not (ME5_SMALL / "model.safetensors").is_file():
+        convert = SHARED / "tools" / "me5-small" / "convert.sh"
+        subprocess.run([str(convert), str(ME5_SMALL), sys.executable], check=True)
     bases = {"korean": str(ME5_SMALL), "english": packaged_model_path()}
     builders = {"korean": korean_triplets, "english": english_triplets}
     for workload, base in bases.items():

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "work"
-PYTHONS = {
-    "ours": "/work/main/.venv/bin/python",
-    "sentence-transformers": "/work/main/.venv/bin/python",
-    "FlagEmbedding": "/work/main/.venv-compat/bin/python",
-}
+from common import HERE, PYTHONS, WORK, worker_env
 
 
 def main() -> None:
@@ -38,13 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     model = WORK / "models" / args.workload
     triplets = WORK / "data" / args.workload / "train.jsonl"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(HERE.parent),
-        "HF_HUB_OFFLINE": "1",
-        "WANDB_MODE": "offline",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = worker_env()
     results: dict[str, list[dict]] = {system: [] for system in args.systems}
     for round_number in range(args.rounds):
         order = args.systems if round_number % 2 == 0 else args.systems[::-1]
