@@ -107,7 +107,7 @@ def pairs_from_triplets(folder: Path, count: int = NUM_PAIRS) -> None:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    from reranker.serving.models import packaged_model_path
+    from reranker.model.loading import packaged_model_path
 
     if not (ME5_SMALL / "model.safetensors").is_file():
         convert = SHARED / "tools" / "me5-small" / "convert.sh"

@@ -15,7 +15,7 @@ from recorders import read_records
 from test_train import compose_config, run_cli, tiny_run_overrides
 
 from reranker import Reranker
-from reranker.serving.fusion import read_fusion
+from reranker.model.fusion import read_fusion
 from reranker.training.module import RerankerModule
 
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")

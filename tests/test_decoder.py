@@ -14,8 +14,8 @@ from test_train import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker
+from reranker.model.kinds import ModelKind
 from reranker.serving.export import export_checkpoint
-from reranker.serving.models import ModelKind
 from reranker.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoTokenizer
 
 from reranker import Reranker
+from reranker.model.loading import packaged_model_path
 from reranker.serving.export import export_checkpoint, main
 from reranker.serving.model_card import describe_base_model, render_model_card
-from reranker.serving.models import packaged_model_path
 
 PAIRS = [
     ("서울에 대한 질문", "서울은 대한민국의 수도이다"),

@@ -16,8 +16,8 @@ from reranker.evaluation import tuning
 from reranker.evaluation.evalsets import load_eval_set
 from reranker.evaluation.evaluate import FIRST_STAGE, main
 from reranker.evaluation.metrics import MRR, first_relevant_rank
+from reranker.model.fusion import FUSION_FILE, Fusion, fuse, fuse_one, ranks, read_fusion
 from reranker.serving.export import export_checkpoint
-from reranker.serving.fusion import FUSION_FILE, Fusion, fuse, fuse_one, ranks, read_fusion
 
 RERANKER = torch.tensor([[2.0, 0.0, -2.0]])
 FIRST = torch.tensor([[0.0, 3.0, 0.0]])

@@ -11,7 +11,7 @@ from test_train import compose_config, tiny_run_overrides
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from reranker.serving.models import PairEncoder
+from reranker.model.encoders import PairEncoder
 from reranker.train import train
 from reranker.training.datamodule import TripletDataModule
 from reranker.training.module import RerankerModule

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reranker.core.errors import InputError
-from reranker.preparation.bm25 import BM25Index, bigram_tokens, whitespace_tokens
+from reranker.preparation.retrievers.bm25 import BM25Index, bigram_tokens, whitespace_tokens
 from reranker.preparation.squad import chunk_paragraph, read_squad
 from reranker.prepare import main
 

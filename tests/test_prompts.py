@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
-from reranker.serving.models import ModelKind, Scorer
+from reranker.model.kinds import ModelKind
+from reranker.model.scoring import Scorer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PAIRS = [

@@ -32,7 +32,7 @@ $PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl"
   --corpus "$work/data/eval/corpus.jsonl" --out "$work/data/eval/candidates_top10.jsonl" --top-k 10 --bm25-tokenizer bigram
 
 # 3. Base models: the embedded all-MiniLM-L6-v2 and multilingual-e5-small (built offline).
-minilm=$($PYTHON -c 'from reranker.serving.models import packaged_model_path; print(packaged_model_path())')
+minilm=$($PYTHON -c 'from reranker.model.loading import packaged_model_path; print(packaged_model_path())')
 [ -f "$work/me5-small/model.safetensors" ] || "$shared/tools/me5-small/convert.sh" "$work/me5-small" "$PYTHON"
 
 # 4. Fine-tune each on the train side (CPU: 16 steps of 8 queries x 4 passages, validation every 8).

@@ -9,7 +9,7 @@ slice: query length and whether the gold passage was forced into the candidates.
 ``results.json`` (table, per-query ranks and reciprocal ranks, slices, tests) and ``results.md``.
 
 Each model also gets a fused row (``NAME fused``): its scores mixed with the first stage's
-(``reranker.serving.fusion``), a tuned on ``--fusion-val`` when given, else by ``--fusion-folds``-fold
+(``reranker.model.fusion``), a tuned on ``--fusion-val`` when given, else by ``--fusion-folds``-fold
 cross-validation on the evaluated queries (``reranker.evaluation.tuning``), and tested against the first
 stage and against the model alone.
 """
@@ -30,7 +30,7 @@ from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics, update_all
 from reranker.evaluation.significance import paired_test
 from reranker.evaluation.tuning import fused_run
-from reranker.serving.fusion import METHODS, check_fusion
+from reranker.model.fusion import METHODS, check_fusion
 
 FIRST_STAGE = "without reranker"
 

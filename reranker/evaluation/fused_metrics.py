@@ -13,7 +13,7 @@ from torch import nn
 
 from reranker.evaluation.metrics import ranking_metrics
 from reranker.evaluation.tuning import GRID, choose_weight
-from reranker.serving.fusion import WEIGHTED, Fusion, fuse
+from reranker.model.fusion import WEIGHTED, Fusion, fuse
 
 
 class FusedMetrics(nn.Module):
@@ -22,7 +22,7 @@ class FusedMetrics(nn.Module):
     Args:
         mrr_k: cut-off of MRR (the tuning criterion).
         hit_ks: cut-offs of the hit rates.
-        method: ``zscore`` or ``minmax`` (see :mod:`reranker.serving.fusion`).
+        method: ``zscore`` or ``minmax`` (see :mod:`reranker.model.fusion`).
         grid: the weights tried.
     """
 

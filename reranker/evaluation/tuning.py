@@ -14,7 +14,7 @@ import torch
 from reranker.core.errors import InputError
 from reranker.evaluation.evalsets import EvalSet
 from reranker.evaluation.metrics import MRR, first_relevant_rank
-from reranker.serving.fusion import WEIGHTED, Fusion, fuse
+from reranker.model.fusion import WEIGHTED, Fusion, fuse
 
 GRID = tuple(step / 20 for step in range(21))  # 0.00, 0.05, ..., 1.00
 

@@ -10,7 +10,6 @@ import torch
 
 from reranker.core.errors import InputError
 from reranker.preparation import mine, teacher, translate
-from reranker.preparation.bm25 import TOKENIZERS
 from reranker.preparation.cache import Cache
 from reranker.preparation.records import (
     read_judged_queries,
@@ -18,6 +17,7 @@ from reranker.preparation.records import (
     read_triplet_records,
     write_jsonl,
 )
+from reranker.preparation.retrievers.bm25 import TOKENIZERS
 from reranker.preparation.translate_hf import model_identity
 
 

@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from reranker.core.errors import InputError
-from reranker.preparation.bm25 import BM25Index
+from reranker.preparation.retrievers.bm25 import BM25Index
 
 ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
 SCALES = ("logit", "sigmoid")

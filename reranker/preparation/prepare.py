@@ -20,9 +20,9 @@ from pathlib import Path
 
 from reranker.core.errors import InputError
 from reranker.core.jsonl import read_jsonl, where
-from reranker.preparation.bm25 import TOKENIZERS, BM25Index
 from reranker.preparation.commands import COMMANDS
 from reranker.preparation.records import write_jsonl
+from reranker.preparation.retrievers.bm25 import TOKENIZERS, BM25Index
 from reranker.preparation.squad import Article, Passage, Question, read_squad, split_by_title
 
 

@@ -15,18 +15,13 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
-from reranker.serving.adapters import ADAPTER_CONFIG, merged
-from reranker.serving.checkpoint import load_checkpoint
-from reranker.serving.fusion import Fusion, write_fusion
+from reranker.model.adapters import ADAPTER_CONFIG, merged
+from reranker.model.checkpoint import load_checkpoint
+from reranker.model.fusion import Fusion, write_fusion
+from reranker.model.kinds import KIND_FILE, ModelKind
+from reranker.model.loading import quiet_transformers, resolve_model_path, set_padding_token
+from reranker.model.prompts import chat_template
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
-from reranker.serving.models import (
-    KIND_FILE,
-    ModelKind,
-    quiet_transformers,
-    resolve_model_path,
-    set_padding_token,
-)
-from reranker.serving.prompts import chat_template
 
 # The one output of the model is the relevance logit; pipelines show this name beside its score.
 RELEVANCE_LABEL = "relevant"

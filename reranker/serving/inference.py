@@ -10,18 +10,12 @@ import torch
 
 from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
-from reranker.serving.adapters import adapter_base, is_adapter_folder, load_adapter, merged
-from reranker.serving.checkpoint import load_checkpoint
-from reranker.serving.fusion import Fusion, fuse_one, read_fusion
-from reranker.serving.models import (
-    ModelKind,
-    Scorer,
-    load_tokenizer,
-    read_kind,
-    resolve_model_path,
-    set_padding_token,
-    token_budget_batches,
-)
+from reranker.model.adapters import adapter_base, is_adapter_folder, load_adapter, merged
+from reranker.model.checkpoint import load_checkpoint
+from reranker.model.fusion import Fusion, fuse_one, read_fusion
+from reranker.model.kinds import ModelKind, read_kind
+from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
+from reranker.model.scoring import Scorer, token_budget_batches
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")

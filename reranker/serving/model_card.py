@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
-from reranker.serving.models import PACKAGED_MODELS, looks_like_path, packaged_model_path
+from reranker.model.loading import PACKAGED_MODELS, looks_like_path, packaged_model_path
 
 # (config key, label) of the run's settings shown in the card, when the run's config is known.
 RUN_SETTINGS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reranker.serving.models import PairEncoder
+from reranker.model.encoders import PairEncoder
 from reranker.training.sampling import TrainGroup
 
 

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from reranker.serving.models import packaged_model_path
+from reranker.model.loading import packaged_model_path
 
 
 def register_resolvers() -> None:

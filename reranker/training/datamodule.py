@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
 from reranker.core.triplets import has_teacher_scores, read_triplets
-from reranker.serving.models import ModelKind, resolve_model_path
+from reranker.model.kinds import ModelKind
+from reranker.model.loading import resolve_model_path
 from reranker.training.collate import TrainCollator, ValidationCollator
 from reranker.training.lengths import GroupLengths
 from reranker.training.sampling import (
@@ -61,7 +62,7 @@ class TripletDataModule(L.LightningDataModule):
         query_max_length: with a value, a query is cut to this many tokens first and only the passage
             is cut to fit ``max_length``, so a long passage never truncates the query. None: the longer
             text of the pair is cut first. Pairs without a prompt only: a decoder's prompt already cuts
-            the passage first and keeps the query (see :class:`reranker.serving.prompts.TemplateEncoder`).
+            the passage first and keeps the query (see :class:`reranker.model.prompts.TemplateEncoder`).
         length_grouping_batches: optimiser steps per window within which queries are grouped by the
             token length of their groups, so little padding is computed (see
             :class:`reranker.training.sampling.GroupSampler`); 0 or 1: no grouping. With gradient

@@ -13,9 +13,11 @@ from transformers import get_linear_schedule_with_warmup
 from reranker.core.errors import InputError
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
-from reranker.serving.adapters import LoraSettings, apply_lora
-from reranker.serving.checkpoint import PRETRAINED_KEY, pack_pretrained
-from reranker.serving.models import ModelKind, Scorer, load_tokenizer, set_padding_token
+from reranker.model.adapters import LoraSettings, apply_lora
+from reranker.model.checkpoint import PRETRAINED_KEY, pack_pretrained
+from reranker.model.kinds import ModelKind
+from reranker.model.loading import load_tokenizer, set_padding_token
+from reranker.model.scoring import Scorer
 from reranker.training.losses import GroupCrossEntropy
 
 
@@ -65,9 +67,9 @@ class RerankerModule(L.LightningModule):
         loss: the training objective, ``loss(scores [B, G], batch)`` (``reranker.training.losses``);
             None: :class:`GroupCrossEntropy`. Not saved with the hyperparameters (a checkpoint loads
             for inference without it; a run's config records it).
-        kind: how the model scores a pair (:class:`reranker.serving.models.ModelKind` fields: ``form``
+        kind: how the model scores a pair (:class:`reranker.model.kinds.ModelKind` fields: ``form``
             classifier or yes_no, prompt templates, yes/no tokens); None: a classifier without prompt.
-        lora: LoRA settings (:class:`reranker.serving.adapters.LoraSettings`: ``r``, ``alpha``,
+        lora: LoRA settings (:class:`reranker.model.adapters.LoraSettings`: ``r``, ``alpha``,
             ``dropout``, ``target_modules``); None trains every weight. With LoRA only the adapters (and
             a classifier's head) train and checkpoints hold only them.
         lr: peak learning rate of AdamW.

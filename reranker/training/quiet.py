@@ -4,7 +4,7 @@ a Slurm job's output) shows what the run did.
 Dropped: Lightning's LitLogger tips and its notes on how it schedules validation and counts steps, the
 ``LeafSpec`` deprecation warning PyTorch raises inside Lightning, and the ``datasets`` progress bars of the
 (cached) triplet reading. transformers' loading report is replaced where the model is loaded
-(:func:`reranker.serving.models.load_cross_encoder`). Warnings and errors about the run itself stay.
+(:func:`reranker.model.loading.load_cross_encoder`). Warnings and errors about the run itself stay.
 """
 
 from __future__ import annotations

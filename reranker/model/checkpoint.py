@@ -24,8 +24,9 @@ from transformers import (
 )
 
 from reranker.core.errors import InputError
-from reranker.serving.adapters import LoraSettings, apply_lora
-from reranker.serving.models import ModelKind, load_cross_encoder, resolve_model_path, set_padding_token
+from reranker.model.adapters import LoraSettings, apply_lora
+from reranker.model.kinds import ModelKind
+from reranker.model.loading import load_cross_encoder, resolve_model_path, set_padding_token
 
 # The checkpoint key of the packed model config and tokenizer files.
 PRETRAINED_KEY = "pretrained"

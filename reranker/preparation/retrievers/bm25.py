@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from reranker.core.errors import InputError
+from reranker.preparation.retrievers.base import Hits
 
 WORD = re.compile(r"\w+")
 
@@ -91,3 +92,25 @@ class BM25Index:
         scores = self.scores(query)
         order = np.lexsort((np.arange(self.size), -scores))  # last key sorts first
         return order[:k].tolist(), scores
+
+
+class BM25Retriever:
+    """:class:`BM25Index` behind the :class:`~reranker.preparation.retrievers.base.Retriever` interface."""
+
+    name = "bm25"
+
+    def __init__(self, passages: Sequence[str], tokenizer: str = "bigram") -> None:
+        self.index = BM25Index(passages, tokenizer)
+
+    def search(self, queries: Sequence[str], k: int) -> list[Hits]:
+        hits = []
+        for query in queries:
+            order, scores = self.index.search_with_scores(query, k)
+            hits.append(Hits(order, [float(scores[i]) for i in order]))
+        return hits
+
+    def score(self, queries: Sequence[str], passages: Sequence[Sequence[int]]) -> list[list[float]]:
+        return [
+            [float(value) for value in self.index.scores(query)[list(indices)]] if indices else []
+            for query, indices in zip(queries, passages, strict=True)
+        ]
