@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Regenerate the dense-first-stage experiment from the project root: experiments/dense_first_stage/run.sh
+# Needs the `dense` extra (faiss-cpu) and ../shared (KorQuAD dev, the MS MARCO sample, the me5-small tool).
+# Derived data, embeddings, runs and scores go to experiments/dense_first_stage/work/ (git-ignored); the
+# report files (first_stage.md, results/, report.md) are written next to this script.
+# SEEDS="42 7" by default; STEPS is read from conf/experiment/dense_first_stage.yaml unless given.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHON=${PYTHON:-python} HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
+shared=${SHARED:-../shared}
+here=experiments/dense_first_stage
+work=$here/work
+seeds=${SEEDS:-42 7}
+me5=${ME5:-$work/me5-small}
+mkdir -p "$work" "$here/results"
+[ -f "$me5/model.safetensors" ] || "$shared/tools/me5-small/convert.sh" "$me5" "$PYTHON"
+
+# multilingual-e5-small as a zero-shot bi-encoder: mean pooling, e5's prefixes; embeddings cached.
+dense=(--dense-model "$me5" --pooling mean --query-prefix "query: " --passage-prefix "passage: "
+  --dense-max-length 256 --embedding-cache "$work/embeddings")
+
+# 1. Data. KorQuAD: title-disjoint train / val / eval, 2-sentence passages; negatives mined by each first
+#    stage (ranks 3-50, 4 hard + 3 random, none containing the answer text). The split and the evaluation
+#    side do not depend on the retriever.
+for retriever in bm25 dense; do
+  [ -f "$work/korquad/$retriever/train.jsonl" ] ||
+    $PYTHON -m reranker.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.json" --out "$work/korquad/$retriever" \
+      --sentences-per-passage 2 --eval-fraction 0.3 --val-fraction 0.05 --val-candidates 10 --max-val-queries 48 \
+      --max-eval-queries 200 --num-random-negatives 3 --num-hard-negatives 4 --hard-negative-window 3 50 \
+      --seed 42 --retriever "$retriever" "${dense[@]}"
+done
+# MS MARCO sample: 600 train / 100 val / 300 eval queries over the shared 2,117-passage corpus; negatives
+# mined by each first stage (ranks 3-50, 7 hard), dropping candidates within 5% of the positive's score.
+[ -f "$work/msmarco/corpus.jsonl" ] || $PYTHON $here/msmarco_split.py "$shared/data" "$work/msmarco"
+for retriever in bm25 dense; do
+  for side in train val; do
+    [ -f "$work/msmarco/$retriever/$side.jsonl" ] ||
+      $PYTHON -m reranker.prepare mine --queries "$work/msmarco/${side}_queries.jsonl" \
+        --corpus "$work/msmarco/corpus.jsonl" --out "$work/msmarco/$retriever/$side.jsonl" \
+        --window 3 50 --num-hard-negatives 7 --relative-margin 0.05 --seed 42 --retriever "$retriever" "${dense[@]}"
+  done
+done
+
+# 2. First stage alone on the evaluation queries: recall@10/30/100 and MRR@10 of each retriever; the top 10
+#    are the lists every reranker reranks.
+eval_queries() { if [ "$1" = korquad ]; then echo "$work/korquad/bm25/eval/queries.jsonl"; else echo "$work/msmarco/eval_queries.jsonl"; fi; }
+eval_corpus() { if [ "$1" = korquad ]; then echo "$work/korquad/bm25/eval/corpus.jsonl"; else echo "$work/msmarco/corpus.jsonl"; fi; }
+for set in korquad msmarco; do
+  for retriever in bm25 dense hybrid; do
+    for k in 10 30 100; do
+      $PYTHON -m reranker.prepare candidates --queries "$(eval_queries $set)" --corpus "$(eval_corpus $set)" \
+        --out "$work/$set/candidates_${retriever}_top$k.jsonl" --top-k "$k" --retriever "$retriever" "${dense[@]}" \
+        >"$work/$set/first_stage_${retriever}_top$k.json"
+    done
+  done
+done
+
+# 3. Train: the same reranker (experiment=dense_first_stage: same steps and settings) on BM25-mined and on
+#    dense-mined triplets, each seed; validation on the dense first stage's lists for both arms.
+for set in korquad msmarco; do
+  for mined in bm25 dense; do
+    for seed in $seeds; do
+      run=$work/runs/$set-$mined-$seed
+      [ -f "$run/metrics.json" ] && continue
+      if [ "$set" = korquad ]; then train=$work/korquad/$mined/train.jsonl val=$work/korquad/dense/val.jsonl
+      else train=$work/msmarco/$mined/train.jsonl val=$work/msmarco/dense/val.jsonl; fi
+      $PYTHON -m reranker.train experiment=dense_first_stage model.model_name_or_path="$me5" \
+        data.train_files="$train" data.val_files="$val" seed="$seed" task_name="dfs_$set-$mined" \
+        hydra.run.dir="$run" callbacks.progress_bar=null
+    done
+  done
+done
+
+# 4. Evaluate every reranker on each first stage's top 10 (the same lists for every row), with the first
+#    stage's own row, fused rows (a by 5-fold cross-validation) and paired tests against the first stage.
+for set in korquad msmarco; do
+  for retriever in bm25 dense hybrid; do
+    models=()
+    for mined in bm25 dense; do
+      for seed in $seeds; do models+=(--model "$mined-mined s$seed=$work/runs/$set-$mined-$seed/export"); done
+    done
+    $PYTHON -m reranker.evaluate "$work/$set/candidates_${retriever}_top10.jsonl" --corpus "$(eval_corpus $set)" \
+      "${models[@]}" --fusion-folds 5 --batch-size 32 --cache "$work/scores/$set" --out "$here/results/$set-$retriever"
+  done
+done
+
+# 5. The report: first-stage table, reranker tables, validation curves.
+$PYTHON $here/report.py "$work" "$here"
