@@ -30,9 +30,9 @@ from reranker.serving.model_card import render_model_card
 MAX_LENGTH, QUERY_MAX_LENGTH = 32, 8
 OLD_CHECKPOINT = Path(__file__).parent / "fixtures" / "old_checkpoint.ckpt"
 PASSAGES = [
-    "서울은 대한민국의 수도이다 서울에는 한강이 흐른다 " * 6,
-    "김치는 배추로 만든다 김치는 발효 음식이다 " * 6,
-    "부산은 항구 도시이다 부산에는 해운대 해수욕장이 있다 " * 6,
+    "서울은 대한민국의 수도이다 서울에는 한강이 흐른다 " * 10,
+    "김치는 배추로 만든다 김치는 발효 음식이다 " * 10,
+    "부산은 항구 도시이다 부산에는 해운대 해수욕장이 있다 " * 10,
 ]
 SHORT_QUERY = "서울은 어디"
 LONG_QUERY = "대한민국의 수도 서울에 대한 질문 김치와 부산과 해운대에 대한 질문 " * 3
@@ -70,7 +70,7 @@ def train_long_run(model_dir: str, root: Path) -> Path:
         f"data.query_max_length={QUERY_MAX_LENGTH}",
         "data.num_workers=0",
         "model.lr=1e-3",
-        "trainer.max_steps=2",
+        "trainer.max_epochs=1",
         "callbacks.progress_bar=null",
         "logger=none",
     )
@@ -118,7 +118,7 @@ def test_every_client_scores_as_validation_without_being_given_a_length(long_run
     tokenizer = load_tokenizer(export)
     assert len(tokenizer(SHORT_QUERY, add_special_tokens=False)["input_ids"]) <= QUERY_MAX_LENGTH
     assert len(tokenizer(LONG_QUERY, add_special_tokens=False)["input_ids"]) > 3 * QUERY_MAX_LENGTH
-    assert all(len(tokenizer(text)["input_ids"]) > 3 * MAX_LENGTH for text in PASSAGES)
+    assert all(len(tokenizer(text)["input_ids"]) > MAX_LENGTH + 8 for text in PASSAGES)
     assert json.loads((export / "reranker.json").read_text()) == {
         "format": 1,
         "kind": ModelKind().to_config(),

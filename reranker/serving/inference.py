@@ -40,9 +40,9 @@ class Reranker:
     Args:
         name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
             model config and tokenizer travel inside it).
-        max_length: tokens per pair; longer pairs are truncated. None: the recorded length, or 512 for a
-            model without a record (capped at the tokenizer's ``model_max_length``). A value that differs
-            from the record overrides it, and one line on stderr says so.
+        max_length: tokens per pair; longer pairs are truncated. None: the recorded length. A value that
+            differs from the record overrides it, and one line on stderr says so. A model without a record
+            is scored with the value given, or 512, capped at the tokenizer's ``model_max_length``.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
             precision, meant for GPUs. Scores are returned as Python floats either way.
@@ -92,10 +92,10 @@ class Reranker:
         self.fusion = contract.mix
         lengths = contract.lengths(max_length, query_max_length, name_or_path)
         self.max_length, self.query_max_length = lengths
-        # A recorded length is the one validation scored with; a default or given one stays within the
-        # tokenizer's limit (tokenizers without a limit store a huge sentinel).
+        # Without a record, the length stays within the tokenizer's limit, as before there was a record
+        # (tokenizers without a limit store a huge sentinel); an export's limit is now its recorded length.
         limit = tokenizer.model_max_length
-        if (max_length is not None or not contract.recorded) and limit < 1_000_000:
+        if not contract.recorded and limit < 1_000_000:
             self.max_length = min(self.max_length, limit)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         self.scorer = Scorer(self.kind, tokenizer)
