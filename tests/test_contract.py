@@ -126,6 +126,7 @@ def test_every_client_scores_as_validation_without_being_given_a_length(long_run
         "query_max_length": QUERY_MAX_LENGTH,
         "truncation": f"the query to {QUERY_MAX_LENGTH} tokens, then only the passage",
         "truncation_side": "right",
+        "model_max_length": 128,
         "normalization": "none",
         "fusion": None,
     }

@@ -13,8 +13,9 @@ has a setting of its own, there too (:meth:`ScoringContract.write_native`):
   and ``problem_type: regression`` (the pipeline's ``function_to_apply`` becomes ``none``).
 
 ``query_max_length`` has no such setting: those clients cut the longer text of a pair first, and agree with
-ours only on queries of at most ``query_max_length`` tokens. FlagEmbedding's ``FlagReranker`` takes
-``max_length`` as an argument of ``compute_score``: pass the recorded value.
+ours only on queries of at most ``query_max_length`` tokens. FlagEmbedding's ``FlagReranker`` reads no file
+but takes ``max_length`` and ``query_max_length`` as arguments (it cuts the query first, then only the
+passage, as we do): pass the recorded values.
 
 Older checkpoints and exports, without the record, score as before: ``max_length`` 512 (capped at the
 tokenizer's limit), no ``query_max_length``.
@@ -56,6 +57,8 @@ class ScoringContract:
             None: the longer text of a pair is cut first (a prompt has its own rule, see
             :class:`~reranker.model.prompts.TemplateEncoder`).
         truncation_side: the end of a text that loses tokens (``right``: its end).
+        model_max_length: the most tokens the model takes (its tokenizer's limit before export), which a
+            length given in place of the recorded one does not exceed; None when unknown.
         fusion: the mix with the first stage chosen on validation (``method``, ``weight``, ...), or None.
     """
 
@@ -63,6 +66,7 @@ class ScoringContract:
     max_length: int | None = None
     query_max_length: int | None = None
     truncation_side: str = "right"
+    model_max_length: int | None = None
     fusion: dict | None = None
 
     @property
@@ -93,6 +97,7 @@ class ScoringContract:
             "query_max_length": self.query_max_length,
             "truncation": self.truncation,
             "truncation_side": self.truncation_side,
+            "model_max_length": self.model_max_length,
             "normalization": NORMALIZATION,
             "fusion": self.fusion,
         }
@@ -101,7 +106,7 @@ class ScoringContract:
     def from_json(cls, data: dict, source: str, fusion: dict | None = None) -> ScoringContract:
         """The contract of a ``reranker.json`` (older ones hold the kind alone)."""
         lengths = {}
-        for name in ("max_length", "query_max_length"):
+        for name in ("max_length", "query_max_length", "model_max_length"):
             value = data.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"{source}: field {name} must be a positive integer or null, got {value!r}")
@@ -155,6 +160,11 @@ class ScoringContract:
         path = Path(folder) / CONTRACT_FILE
         path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return path
+
+
+def model_limit(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The tokenizer's ``model_max_length``; None for tokenizers without one (they store a huge sentinel)."""
+    return tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
 
 
 def read_contract(name_or_path: str | Path) -> ScoringContract:

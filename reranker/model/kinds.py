@@ -173,7 +173,13 @@ class EncoderClassifier(ModelKind):
     def load_model(self, name_or_path: str, tokenizer: PreTrainedTokenizerBase, **kwargs) -> PreTrainedModel:
         return load_cross_encoder(name_or_path, **kwargs)
 
-    def score(self, model, features, max_tokens=None, token_ids=(None, None)) -> torch.Tensor:
+    def score(
+        self,
+        model: nn.Module,
+        features: dict[str, torch.Tensor],
+        max_tokens: int | None = None,
+        token_ids: tuple[int | None, int | None] = (None, None),
+    ) -> torch.Tensor:
         return score_features(model, features, max_tokens)  # [N]
 
 
@@ -190,7 +196,13 @@ class PromptClassifier(ModelKind):
             model.config.pad_token_id = set_padding_token(tokenizer).pad_token_id
         return model
 
-    def score(self, model, features, max_tokens=None, token_ids=(None, None)) -> torch.Tensor:
+    def score(
+        self,
+        model: nn.Module,
+        features: dict[str, torch.Tensor],
+        max_tokens: int | None = None,
+        token_ids: tuple[int | None, int | None] = (None, None),
+    ) -> torch.Tensor:
         # A decoder keeps no key/value cache: nothing is generated, and activation checkpointing would
         # append to the cache again when it recomputes a layer.
         return model(**features, use_cache=False).logits.view(-1)  # [N]
@@ -234,7 +246,13 @@ class YesNoDecoder(ModelKind):
         except (OSError, ValueError) as err:
             raise InputError(f"cannot load {name_or_path!r} as a causal LM: {err}".splitlines()[0]) from None
 
-    def score(self, model, features, max_tokens=None, token_ids=(None, None)) -> torch.Tensor:
+    def score(
+        self,
+        model: nn.Module,
+        features: dict[str, torch.Tensor],
+        max_tokens: int | None = None,
+        token_ids: tuple[int | None, int | None] = (None, None),
+    ) -> torch.Tensor:
         yes_id, no_id = token_ids
         # Left padding: the last position of every row is its prompt's last token. Only its logits are
         # computed, not [N, T, vocabulary]. No key/value cache: nothing is generated.

@@ -13,7 +13,7 @@ from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
 from reranker.model.adapters import adapter_base, is_adapter_folder, load_adapter, merged
 from reranker.model.checkpoint import load_checkpoint
-from reranker.model.contract import read_contract
+from reranker.model.contract import model_limit, read_contract
 from reranker.model.fusion import Fusion, fuse_one
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
@@ -40,9 +40,10 @@ class Reranker:
     Args:
         name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
             model config and tokenizer travel inside it).
-        max_length: tokens per pair; longer pairs are truncated. None: the recorded length. A value that
-            differs from the record overrides it, and one line on stderr says so. A model without a record
-            is scored with the value given, or 512, capped at the tokenizer's ``model_max_length``.
+        max_length: tokens per pair; longer pairs are truncated. None: the recorded length, or 512 for a
+            model without a record. A value that differs from the record overrides it, and one line on
+            stderr says so. A given or default value is capped at what the model takes (the recorded
+            ``model_max_length``, else the tokenizer's).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
             precision, meant for GPUs. Scores are returned as Python floats either way.
@@ -92,10 +93,10 @@ class Reranker:
         self.fusion = contract.mix
         lengths = contract.lengths(max_length, query_max_length, name_or_path)
         self.max_length, self.query_max_length = lengths
-        # Without a record, the length stays within the tokenizer's limit, as before there was a record
-        # (tokenizers without a limit store a huge sentinel); an export's limit is now its recorded length.
-        limit = tokenizer.model_max_length
-        if not contract.recorded and limit < 1_000_000:
+        # A recorded length is the one validation scored with; a given or default one stays within what
+        # the model takes.
+        limit = contract.model_max_length or model_limit(tokenizer)
+        if (max_length is not None or not contract.recorded) and limit is not None:
             self.max_length = min(self.max_length, limit)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         self.scorer = Scorer(self.kind, tokenizer)

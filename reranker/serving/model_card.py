@@ -121,7 +121,7 @@ def render_model_card(
         "",
         "## Usage",
         "",
-        *_usage(model_id, kind, contract.max_length),
+        *_usage(model_id, kind, contract.max_length, contract.query_max_length),
         *_contract_section(contract),
         "## Training",
         "",
@@ -168,7 +168,11 @@ def _fusion_section(fusion: dict) -> list[str]:
     ]
 
 
-def _usage(model_id: str, kind: ModelKind, max_length: int | None) -> list[str]:
+def _flag_query_length(query_max_length: int | None) -> str:
+    return f" and `query_max_length={query_max_length}`" if query_max_length else ""
+
+
+def _usage(model_id: str, kind: ModelKind, max_length: int | None, query_length: int | None) -> list[str]:
     """How to score with the folder: plain transformers for a classifier without prompt; a decoder reads
     each pair through its prompt, which ``reranker.json`` and the folder's chat template hold, so
     ``Reranker`` and ``CrossEncoder`` take raw pairs."""
@@ -187,7 +191,7 @@ def _usage(model_id: str, kind: ModelKind, max_length: int | None) -> list[str]:
         "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs and",
         "`truncation=True` returns the logit under the label `relevant`. sentence-transformers' `CrossEncoder`",
         "returns the logit too (`activation_fn=torch.nn.Sigmoid()` for its sigmoid); FlagEmbedding's",
-        f"`FlagReranker` loads this folder: pass `max_length={length}` to `compute_score`.",
+        f"`FlagReranker` loads this folder: pass it `max_length={length}`{_flag_query_length(query_length)}.",
         "",
     ]
     if kind.template is None:
@@ -237,9 +241,10 @@ def _contract_section(contract: ScoringContract) -> list[str]:
     ]
     if contract.query_max_length is not None and contract.kind.template is None:
         lines += [
-            f"Queries are cut to {contract.query_max_length} tokens before the passage is. Only `Reranker`",
-            "applies this: `CrossEncoder`, the pipeline and `FlagReranker` cut the longer text of a pair first,",
-            f"so they score alike only queries of at most {contract.query_max_length} tokens.",
+            f"Queries are cut to {contract.query_max_length} tokens before the passage is. `Reranker` and",
+            "`FlagReranker` (given `query_max_length`) apply this; `CrossEncoder` and the pipeline have no such",
+            "setting and cut the longer text of a pair first, so they score alike only queries of at most",
+            f"{contract.query_max_length} tokens.",
             "",
         ]
     return lines

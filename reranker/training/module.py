@@ -15,7 +15,7 @@ from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.model.adapters import LoraSettings, apply_lora
 from reranker.model.checkpoint import PRETRAINED_KEY, pack_pretrained
-from reranker.model.contract import CONTRACT_KEY
+from reranker.model.contract import CONTRACT_KEY, model_limit
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, set_padding_token
 from reranker.model.scoring import Scorer
@@ -254,6 +254,7 @@ class RerankerModule(L.LightningModule):
                 "max_length": encoder.max_length,
                 "query_max_length": encoder.query_max_length,
                 "truncation_side": encoder.tokenizer.truncation_side,
+                "model_max_length": model_limit(encoder.tokenizer),
             }
         # Dropout draws from the global generators; a resumed run continues their streams exactly. Ranks
         # draw as many numbers as their batches hold tokens, so each rank's states are kept (every rank
