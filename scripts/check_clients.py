@@ -53,9 +53,7 @@ def plain_transformers(folder: str, groups: list[list[tuple[str, str]]]) -> list
     scores = []
     for group in groups:
         with torch.no_grad():
-            inputs = tokenizer(
-                [list(p) for p in group], padding=True, truncation=True, return_tensors="pt", max_length=512
-            )
+            inputs = tokenizer([list(p) for p in group], padding=True, truncation=True, return_tensors="pt")
             logits = model(**inputs).logits.view(-1).float().numpy()
         scores.append(exp_normalize(logits).tolist())
     return scores
@@ -88,11 +86,14 @@ def main() -> None:
     compare("transformers + exp_normalize vs softmax", plain_transformers(args.folder, groups), softmax)
     classifier = pipeline("text-classification", model=args.folder, device="cpu")
     inputs = [[{"text": q, "text_pair": p} for q, p in group] for group in groups]
-    compare("pipeline (sigmoid) vs sigmoid", [[r["score"] for r in classifier(i)] for i in inputs], sigmoid)
-    raw = [[r["score"] for r in classifier(i, function_to_apply="none")] for i in inputs]
-    compare("pipeline function_to_apply='none' vs logits", raw, logits)
+    raw = [[r["score"] for r in classifier(i, truncation=True)] for i in inputs]
+    compare("pipeline vs logits", raw, logits)
+    squashed = [
+        [r["score"] for r in classifier(i, truncation=True, function_to_apply="sigmoid")] for i in inputs
+    ]
+    compare("pipeline function_to_apply='sigmoid' vs sigmoid", squashed, sigmoid)
     cross_encoder = CrossEncoder(args.folder, device="cpu")
-    compare("CrossEncoder.predict vs sigmoid", [cross_encoder.predict(g).tolist() for g in groups], sigmoid)
+    compare("CrossEncoder.predict vs logits", [cross_encoder.predict(g).tolist() for g in groups], logits)
 
     if not Path(args.compat_python).exists():
         print(f"FlagReranker: skipped, {args.compat_python} missing (make .venv-compat)")

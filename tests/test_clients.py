@@ -74,21 +74,25 @@ def test_text_classification_pipeline_with_text_pair_inputs(trained_run):
     folder = trained_run / "export"
     classifier = pipeline("text-classification", model=str(folder), device="cpu")
     inputs = [{"text": query, "text_pair": passage} for query, passage in PAIRS]
-    default = classifier(inputs)
-    raw = classifier(inputs, function_to_apply="none")
-    assert {result["label"] for result in default + raw} == {"relevant"}
+    default = classifier(inputs, truncation=True)
+    squashed = classifier(inputs, function_to_apply="sigmoid")
+    assert {result["label"] for result in default + squashed} == {"relevant"}
     logits = Reranker(folder, device="cpu").score(PAIRS)
-    assert_agree([result["score"] for result in raw], logits)
-    assert_agree([result["score"] for result in default], sigmoid(logits))
+    # The export records the score as the raw logit (problem_type regression): the pipeline's default.
+    assert_agree([result["score"] for result in default], logits)
+    assert_agree([result["score"] for result in squashed], sigmoid(logits))
 
 
 def test_sentence_transformers_cross_encoder(trained_run):
     folder = trained_run / "export"
     cross_encoder = CrossEncoder(str(folder), device="cpu")
     reranker = Reranker(folder, device="cpu")
-    assert_agree(cross_encoder.predict(PAIRS).tolist(), reranker.score(PAIRS, normalize="sigmoid"))
+    # The export records the score as the raw logit (an identity activation): the CrossEncoder's default.
+    assert_agree(cross_encoder.predict(PAIRS).tolist(), reranker.score(PAIRS))
+    squashed = cross_encoder.predict(PAIRS, activation_fn=torch.nn.Sigmoid())
+    assert_agree(squashed.tolist(), reranker.score(PAIRS, normalize="sigmoid"))
     ranked = cross_encoder.rank(QUERY, PASSAGES)
-    ours = reranker.rerank(QUERY, PASSAGES, normalize="sigmoid")
+    ours = reranker.rerank(QUERY, PASSAGES)
     assert [hit["corpus_id"] for hit in ranked] == [hit.index for hit in ours]
     assert [float(hit["score"]) for hit in ranked] == pytest.approx([hit.score for hit in ours], abs=1e-4)
 

@@ -144,11 +144,10 @@ def test_cross_encoder_scores_raw_pairs_of_either_form_through_the_exported_chat
     export = (output[0] if isinstance(output, tuple) else output) / "export"
     ours = Reranker(export, device="cpu").score(PAIRS)
     cross_encoder = CrossEncoder(str(export), device="cpu")
-    predicted = cross_encoder.predict(PAIRS, activation_fn=torch.nn.Identity())
-    assert predicted.tolist() == pytest.approx(ours, abs=1e-4)
-    assert cross_encoder.predict(PAIRS).tolist() == pytest.approx(
-        torch.sigmoid(torch.tensor(ours)).tolist(), abs=1e-4
-    )
+    # The export records the score as the raw logit (an identity activation): the CrossEncoder's default.
+    assert cross_encoder.predict(PAIRS).tolist() == pytest.approx(ours, abs=1e-4)
+    predicted = cross_encoder.predict(PAIRS, activation_fn=torch.nn.Sigmoid())
+    assert predicted.tolist() == pytest.approx(torch.sigmoid(torch.tensor(ours)).tolist(), abs=1e-4)
 
 
 def test_killed_and_resumed_lora_run_ends_like_an_uninterrupted_one(tiny_qwen3, tmp_path):

@@ -236,7 +236,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fusion-folds", type=int, default=5, help="cross-validation folds when a is tuned")
     parser.add_argument("--rrf-k", type=int, default=60, help="k of reciprocal-rank fusion")
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per pair (default: the length recorded with each model; 512 for a model without one)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mrr-k", type=int, default=10)
     parser.add_argument("--hit-ks", type=int, nargs="+", default=[1, 3, 5])
@@ -254,7 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def score_pairs(
     pairs: list[tuple[str, str]],
     path: str,
-    max_length: int = 512,
+    max_length: int | None = None,
     batch_size: int = 32,
     seed: int = 0,
     device: str | None = None,
@@ -289,7 +294,7 @@ def run(
     corpus: str | Path | None = None,
     format: str = "auto",
     compare: list[tuple[str, str]] | None = None,
-    max_length: int = 512,
+    max_length: int | None = None,
     batch_size: int = 32,
     mrr_k: int = 10,
     hit_ks: tuple[int, ...] = (1, 3, 5),

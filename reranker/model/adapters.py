@@ -6,15 +6,16 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from reranker.core.errors import InputError
 
+if TYPE_CHECKING:
+    from reranker.model.kinds import ModelKind
+
 ADAPTER_CONFIG = "adapter_config.json"
-# Heads trained in full beside the adapter: the score head a classifier kind adds to a decoder (random at
-# first) and the classifier of an encoder cross-encoder.
-HEADS = ("score", "classifier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +67,9 @@ def _peft():
     return peft
 
 
-def apply_lora(model: nn.Module, settings: LoraSettings, form: str) -> nn.Module:
-    """Wrap ``model`` with LoRA adapters; the base weights are frozen, the adapters (and a classifier
-    kind's head) train. An error when no layer matches ``target_modules``."""
+def apply_lora(model: nn.Module, settings: LoraSettings, kind: ModelKind) -> nn.Module:
+    """Wrap ``model`` with LoRA adapters; the base weights are frozen, the adapters (and the heads the kind
+    names, :meth:`ModelKind.lora_heads`) train. An error when no layer matches ``target_modules``."""
     peft = _peft()
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     matched = [name for name in names if name.rsplit(".", 1)[-1] in settings.target_modules]
@@ -78,13 +79,12 @@ def apply_lora(model: nn.Module, settings: LoraSettings, form: str) -> nn.Module
             f"model.lora.target_modules {list(settings.target_modules)} match no linear layer of the model; "
             f"its linear layers are named {layer_names}"[:500]
         )
-    heads = sorted({name.rsplit(".", 1)[-1] for name in names} & set(HEADS))
     config = peft.LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
-        modules_to_save=heads if form == "classifier" else None,
+        modules_to_save=kind.lora_heads(model),
     )
     return peft.get_peft_model(model, config)
 

@@ -14,19 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from reranker.core.errors import InputError
 from reranker.model.adapters import LoraSettings, apply_lora
+from reranker.model.contract import CONTRACT_KEY, ScoringContract
 from reranker.model.kinds import ModelKind
-from reranker.model.loading import load_cross_encoder, resolve_model_path, set_padding_token
+from reranker.model.loading import load_tokenizer, set_padding_token
 
 # The checkpoint key of the packed model config and tokenizer files.
 PRETRAINED_KEY = "pretrained"
@@ -53,23 +47,31 @@ class LoadedCheckpoint:
     hyper_parameters: dict
     global_step: int | None
     tokenizer_files: dict[str, bytes] = field(default_factory=dict)
-    fusion: dict | None = None  # the mix with the first stage chosen on validation, if any
-    # How the model scores a pair (a decoder's prompt); a LoRA model is returned with its adapters.
-    kind: ModelKind = field(default_factory=ModelKind)
+    # How the model's scores are made: kind, lengths, fusion (a LoRA model is returned with its adapters).
+    contract: ScoringContract = field(default_factory=ScoringContract)
+    tokenizer: PreTrainedTokenizerBase | None = None  # the one the model was trained with
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.contract.kind
+
+    @property
+    def fusion(self) -> dict | None:
+        return self.contract.fusion
 
     def write_tokenizer(self, folder: Path) -> None:
         for name, content in self.tokenizer_files.items():
             (folder / name).write_bytes(content)
 
-    def load_tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer the model was trained with."""
-        if not self.tokenizer_files:
-            return AutoTokenizer.from_pretrained(
-                resolve_model_path(self.hyper_parameters["model_name_or_path"]), use_fast=True
-            )
-        with tempfile.TemporaryDirectory() as folder:
-            self.write_tokenizer(Path(folder))
-            return AutoTokenizer.from_pretrained(folder, use_fast=True)
+
+def _tokenizer(tokenizer_files: dict[str, bytes], base: str) -> PreTrainedTokenizerBase:
+    """The tokenizer a checkpoint carries, or for older checkpoints the base model's."""
+    if not tokenizer_files:
+        return set_padding_token(load_tokenizer(base))
+    with tempfile.TemporaryDirectory() as folder:
+        for name, content in tokenizer_files.items():
+            (Path(folder) / name).write_bytes(content)
+        return set_padding_token(load_tokenizer(folder))
 
 
 def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
@@ -97,19 +99,15 @@ def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
     lora = LoraSettings.from_config(hparams.get("lora"))
     packed = checkpoint.get(PRETRAINED_KEY)
     tokenizer_files = packed["tokenizer_files"] if packed is not None else {}
+    base = hparams["model_name_or_path"]
+    tokenizer = _tokenizer(tokenizer_files, base)
     if lora is not None:
         # The checkpoint holds the adapters (and a classifier's head) only: the base model must be reachable.
-        loaded = LoadedCheckpoint(None, dict(hparams), None, tokenizer_files, kind=kind)
-        tokenizer = set_padding_token(loaded.load_tokenizer())
-        model = apply_lora(kind.load_model(hparams["model_name_or_path"], tokenizer), lora, kind.form)
+        model = apply_lora(kind.load_model(base, tokenizer), lora, kind)
     elif packed is not None:
-        config = AutoConfig.for_model(**packed["config"])
-        auto_class = AutoModelForCausalLM if kind.form == "yes_no" else AutoModelForSequenceClassification
-        model = auto_class.from_config(config)
-    elif kind.template is not None:
-        model = kind.load_model(hparams["model_name_or_path"], set_padding_token(_base_tokenizer(hparams)))
+        model = kind.build_model(AutoConfig.for_model(**packed["config"]))
     else:
-        model = load_cross_encoder(hparams["model_name_or_path"])
+        model = kind.load_model(base, tokenizer)
     state = {
         name.removeprefix(MODEL_PREFIX): tensor
         for name, tensor in checkpoint["state_dict"].items()
@@ -131,15 +129,8 @@ def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
             f"checkpoint {checkpoint_path}: its weights do not fit a cross-encoder on "
             f"{hparams['model_name_or_path']} ({str(err).splitlines()[0]})"
         ) from None
+    lengths = checkpoint.get(CONTRACT_KEY) or {}
+    contract = ScoringContract(kind, fusion=checkpoint.get("fusion"), **lengths)
     return LoadedCheckpoint(
-        model.eval(),
-        dict(hparams),
-        checkpoint.get("global_step"),
-        tokenizer_files,
-        checkpoint.get("fusion"),
-        kind=kind,
+        model.eval(), dict(hparams), checkpoint.get("global_step"), tokenizer_files, contract, tokenizer
     )
-
-
-def _base_tokenizer(hparams: dict) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(resolve_model_path(hparams["model_name_or_path"]), use_fast=True)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from reranker.core.errors import InputError
-from reranker.model.kinds import ModelKind
+
+if TYPE_CHECKING:  # kinds.py builds its scorers from score_features below
+    from reranker.model.kinds import ModelKind
 
 
 class Scorer:
     """Scores tokenised pairs with a model of a given kind: relevance logits ``[N]``.
 
-    ``max_tokens`` (``model.forward_max_tokens``) runs right-padded pairs (encoders) in length-sorted
-    chunks, see :func:`score_features`. Prompts are padded on the left and always run in one pass.
+    The kind decides how (:meth:`ModelKind.score`). ``max_tokens`` (``model.forward_max_tokens``) runs
+    right-padded pairs (encoders) in length-sorted chunks, see :func:`score_features`. Prompts are padded on
+    the left and always run in one pass.
     """
 
     def __init__(
@@ -25,21 +30,10 @@ class Scorer:
             raise InputError(f"model.forward_max_tokens must be an integer >= 1 or null, got {max_tokens!r}")
         self.kind = kind
         self.max_tokens = max_tokens
-        self.yes_id, self.no_id = kind.token_ids(tokenizer) if kind.form == "yes_no" else (None, None)
+        self.token_ids = kind.token_ids(tokenizer)  # checks a yes/no kind's tokens now
 
     def __call__(self, model: torch.nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.kind.template is None:
-            return score_features(model, features, self.max_tokens)  # [N]
-        # A decoder keeps no key/value cache: nothing is generated, and activation checkpointing would
-        # append to the cache again when it recomputes a layer.
-        if self.kind.form == "classifier":
-            return model(**features, use_cache=False).logits.view(-1)  # [N]
-        # Left padding: the last position of every row is its prompt's last token. Only its logits are
-        # computed, not [N, T, vocabulary].
-        logits = model(**features, use_cache=False, logits_to_keep=1).logits[:, -1]  # [N, V]
-        if self.no_id is None:
-            return logits[:, self.yes_id]
-        return logits[:, self.yes_id] - logits[:, self.no_id]  # [N]
+        return self.kind.score(model, features, self.max_tokens, self.token_ids)  # [N]
 
 
 def score_features(

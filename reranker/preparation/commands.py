@@ -145,7 +145,8 @@ def add_mine(commands) -> None:
 
 
 def _add_scoring(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, passage) pair")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="tokens per (query, passage) pair (default: the length recorded with the model)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None, help="float16 on GPU by default, float32 on CPU")

@@ -1,5 +1,6 @@
 """Write a trained checkpoint as a plain Hugging Face folder: config.json, model.safetensors, tokenizer
-files, a README.md model card and, when validation chose a mix with the first stage, fusion.json.
+files, reranker.json (the scoring contract, :mod:`reranker.model.contract`), a README.md model card and,
+when validation chose a mix with the first stage, fusion.json.
 
 ``reranker export CHECKPOINT --out DIR [--push-to-hub REPO]``
 """
@@ -12,19 +13,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from reranker.core.errors import InputError
 from reranker.model.adapters import ADAPTER_CONFIG, merged
 from reranker.model.checkpoint import load_checkpoint
-from reranker.model.fusion import Fusion, write_fusion
-from reranker.model.kinds import KIND_FILE, ModelKind
-from reranker.model.loading import quiet_transformers, resolve_model_path, set_padding_token
-from reranker.model.prompts import chat_template
+from reranker.model.fusion import write_fusion
+from reranker.model.loading import load_tokenizer, quiet_transformers, set_padding_token
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
-
-# The one output of the model is the relevance logit; pipelines show this name beside its score.
-RELEVANCE_LABEL = "relevant"
 
 
 def export_checkpoint(
@@ -39,8 +33,9 @@ def export_checkpoint(
 
     A LoRA model is written with its adapters merged into the weights (a plain Hugging Face folder), or
     with ``adapter_only`` as the adapter alone (``adapter_config.json``, ``adapter_model.safetensors``:
-    megabytes, loaded on top of the base model). A decoder reranker's folder also holds ``reranker.json``,
-    how it scores a pair (its prompt and yes/no tokens), which ``Reranker`` reads.
+    megabytes, loaded on top of the base model). ``reranker.json`` states how the model scores a pair
+    (kind, lengths, truncation, normalisation, fusion), and the config and tokenizer carry the same values
+    where sentence-transformers and the transformers pipeline read them.
 
     The card lists the base model, the run's data and settings (from ``<run>/.hydra/config.yaml`` when
     the checkpoint sits in a run folder) and ``metrics`` or, failing that, the run's ``metrics.json``.
@@ -51,27 +46,16 @@ def export_checkpoint(
     checkpoint_path = Path(checkpoint_path)
     loaded = load_checkpoint(checkpoint_path)
     hparams = loaded.hyper_parameters
-    kind = loaded.kind
-    tokenizer = None
-    if tokenizer_name_or_path or not loaded.tokenizer_files:
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model_path(tokenizer_name_or_path or hparams["model_name_or_path"]), use_fast=True
-        )
-    if kind.template is not None:
-        # A decoder's prompt goes into the chat template, which sentence-transformers' CrossEncoder
-        # renders a pair through.
-        tokenizer = set_padding_token(tokenizer or loaded.load_tokenizer())
-        tokenizer.chat_template = chat_template(kind.template)
+    contract = loaded.contract
+    tokenizer = set_padding_token(load_tokenizer(tokenizer_name_or_path)) if tokenizer_name_or_path else None
+    tokenizer = tokenizer or loaded.tokenizer
     is_lora = hasattr(loaded.model, "peft_config")
     if adapter_only and not is_lora:
         raise InputError(
             f"checkpoint {checkpoint_path} was trained without LoRA: it has no adapter to export alone"
         )
     model = loaded.model if adapter_only else merged(loaded.model)
-    if kind.form == "classifier":
-        config = model.get_base_model().config if adapter_only else model.config
-        config.id2label = {0: RELEVANCE_LABEL}
-        config.label2id = {RELEVANCE_LABEL: 0}
+    contract.write_native(model.get_base_model().config if adapter_only else model.config, tokenizer)
     if metrics is None:
         metrics = _run_metrics(checkpoint_path)
     output_dir = Path(output_dir)
@@ -83,6 +67,7 @@ def export_checkpoint(
         run_config_for(checkpoint_path),
         metrics,
         loaded.fusion,
+        contract,
     )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
@@ -91,19 +76,12 @@ def export_checkpoint(
             model.save_pretrained(staging, safe_serialization=True)
         if adapter_only:
             _name_base_model(staging, hparams["model_name_or_path"])
-        if kind != ModelKind():
-            (staging / KIND_FILE).write_text(
-                json.dumps({"kind": kind.to_config()}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
-        else:
-            loaded.write_tokenizer(staging)  # the files the run trained with, as they were saved
+        contract.write(staging)
+        tokenizer.save_pretrained(staging)
         _name_tokenizer_class_for_transformers_4(staging)
         write_model_card(staging, card)
-        if loaded.fusion:
-            recorded = loaded.fusion
-            write_fusion(staging, Fusion(recorded["method"], recorded["weight"]), recorded)
+        if contract.mix is not None:
+            write_fusion(staging, contract.mix, contract.fusion)
         # The old folder is moved aside whole before the new one takes its name, so a kill at any point
         # leaves either folder complete, or none, under output_dir; never a half-deleted one.
         previous = output_dir.with_name(f".{output_dir.name}-previous") if output_dir.exists() else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -12,8 +13,9 @@ from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
 from reranker.model.adapters import adapter_base, is_adapter_folder, load_adapter, merged
 from reranker.model.checkpoint import load_checkpoint
-from reranker.model.fusion import Fusion, fuse_one, read_fusion
-from reranker.model.kinds import ModelKind, read_kind
+from reranker.model.contract import model_limit, read_contract
+from reranker.model.fusion import Fusion, fuse_one
+from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
 from reranker.model.scoring import Scorer, token_budget_batches
 
@@ -31,11 +33,17 @@ class RankedPassage(NamedTuple):
 class Reranker:
     """A cross-encoder for inference, from a Hugging Face folder, a hub name or a Lightning checkpoint.
 
+    It scores as the model's scoring contract says (:mod:`reranker.model.contract`: kind, lengths,
+    truncation, fusion; ``reranker.json`` in an export, recorded in a ``.ckpt``), which is how validation
+    scored it during training.
+
     Args:
         name_or_path: model folder, hub name, or ``.ckpt`` file written by ``reranker.train`` (its
             model config and tokenizer travel inside it).
-        max_length: tokens per pair; longer pairs are truncated, the longer text of the pair first.
-            Capped at the tokenizer's ``model_max_length``.
+        max_length: tokens per pair; longer pairs are truncated. None: the recorded length, or 512 for a
+            model without a record. A value that differs from the record overrides it, and one line on
+            stderr says so. A given or default value is capped at what the model takes (the recorded
+            ``model_max_length``, else the tokenizer's).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
         dtype: ``"float32"`` (default), or ``"float16"`` / ``"bfloat16"`` to run the weights in half
             precision, meant for GPUs. Scores are returned as Python floats either way.
@@ -43,45 +51,54 @@ class Reranker:
             the ``reranker.json`` of an export, else a classifier without prompt. Give it for a decoder
             reranker from elsewhere, e.g. ``Qwen/Qwen3-Reranker-0.6B`` with the prompt of
             ``conf/model/qwen3_reranker_0_6b.yaml``.
+        query_max_length: tokens a query is cut to before the pair is (then only the passage is cut).
+            None: the recorded value (none for a model without a record); a given value overrides it.
 
     A folder holding a LoRA adapter alone (``adapter_config.json``) is loaded on its base model and merged.
 
-    ``fusion`` is the mix with the first stage recorded at export (``fusion.json`` in the folder, or the
-    checkpoint's), or None; :meth:`rerank` applies it when given first-stage scores.
+    ``fusion`` is the mix with the first stage recorded with the model, or None; :meth:`rerank` applies it
+    when given first-stage scores.
     """
 
     def __init__(
         self,
         name_or_path: str | Path,
-        max_length: int = 512,
+        max_length: int | None = None,
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
         kind: dict | ModelKind | None = None,
+        query_max_length: int | None = None,
     ) -> None:
         name_or_path = str(name_or_path)
-        if not isinstance(max_length, int) or max_length < 2:
-            raise InputError(f"max_length must be an integer >= 2, got {max_length!r}")
+        for name, value, least in (("max_length", max_length, 2), ("query_max_length", query_max_length, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise InputError(f"{name} must be None or an integer >= {least}, got {value!r}")
         dtype = _dtype(dtype)
         if name_or_path.endswith(".ckpt"):
             loaded = load_checkpoint(name_or_path)
             self.model = merged(loaded.model)
-            self.kind = loaded.kind
-            tokenizer = set_padding_token(loaded.load_tokenizer())
-            recorded = loaded.fusion
-            self.fusion = Fusion(recorded["method"], recorded["weight"]) if recorded else None
+            contract, tokenizer = loaded.contract, loaded.tokenizer
         else:
-            self.kind = ModelKind.from_config(kind) if kind is not None else read_kind(name_or_path)
+            contract = read_contract(name_or_path)
+            if kind is not None:
+                contract = dataclasses.replace(contract, kind=ModelKind.from_config(kind))
             tokenizer = set_padding_token(load_tokenizer(name_or_path))
             if is_adapter_folder(resolve_model_path(name_or_path)):
-                base = self.kind.load_model(adapter_base(name_or_path), tokenizer)
+                base = contract.kind.load_model(adapter_base(name_or_path), tokenizer)
                 self.model = load_adapter(base, name_or_path)
             else:
-                self.model = self.kind.load_model(name_or_path, tokenizer)
-            self.fusion = read_fusion(name_or_path) if Path(name_or_path).is_dir() else None
-        if tokenizer.model_max_length < 1_000_000:  # tokenizers without a limit store a huge sentinel
-            max_length = min(max_length, tokenizer.model_max_length)
-        self.max_length = max_length
-        self.encoder = self.kind.encoder(tokenizer, max_length)
+                self.model = contract.kind.load_model(name_or_path, tokenizer)
+        self.contract = contract
+        self.kind = contract.kind
+        self.fusion = contract.mix
+        lengths = contract.lengths(max_length, query_max_length, name_or_path)
+        self.max_length, self.query_max_length = lengths
+        # A recorded length is the one validation scored with; a given or default one stays within what
+        # the model takes.
+        limit = contract.model_max_length or model_limit(tokenizer)
+        if (max_length is not None or not contract.recorded) and limit is not None:
+            self.max_length = min(self.max_length, limit)
+        self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         self.scorer = Scorer(self.kind, tokenizer)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device, dtype=dtype).eval()

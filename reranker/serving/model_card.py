@@ -9,6 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
+from reranker.model.contract import ScoringContract
+from reranker.model.kinds import ModelKind
 from reranker.model.loading import PACKAGED_MODELS, looks_like_path, packaged_model_path
 
 # (config key, label) of the run's settings shown in the card, when the run's config is known.
@@ -95,12 +97,15 @@ def render_model_card(
     run_config: DictConfig | None = None,
     metrics: dict[str, float] | None = None,
     fusion: dict | None = None,
+    contract: ScoringContract | None = None,
 ) -> str:
     """Markdown with Hugging Face metadata; sections appear only for what is known."""
     base = describe_base_model(base_model)
     settings = OmegaConf.to_container(run_config, resolve=False) if run_config is not None else {}
-    metadata = ["---", "library_name: transformers", "pipeline_tag: text-classification"]
-    metadata += ["tags:", "- reranker", "- cross-encoder", "- text-classification"]
+    contract = contract or ScoringContract(ModelKind.from_config(hparams.get("kind")))
+    kind = contract.kind
+    metadata = ["---", "library_name: transformers", f"pipeline_tag: {kind.pipeline_tag}"]
+    metadata += ["tags:", "- reranker", "- cross-encoder", f"- {kind.pipeline_tag}"]
     if "/" in base and not looks_like_path(base):  # a hub id, which the Hub links to
         metadata.append(f"base_model: {base}")
     metadata.append("---")
@@ -111,11 +116,13 @@ def render_model_card(
         "# Cross-encoder reranker",
         "",
         f"Fine-tuned from `{base}` by `reranker`{_describe_loss(settings) if run_config is not None else ''}.",
-        "It scores a (query, passage) pair with one logit; a higher logit means a more relevant passage.",
+        f"It scores a (query, passage) pair by {kind.score_description}; a higher score means a more relevant",
+        "passage.",
         "",
         "## Usage",
         "",
-        *_usage(model_id, hparams.get("kind") or {}),
+        *_usage(model_id, kind, contract.max_length, contract.query_max_length),
+        *_contract_section(contract),
         "## Training",
         "",
         "| setting | value |",
@@ -161,10 +168,15 @@ def _fusion_section(fusion: dict) -> list[str]:
     ]
 
 
-def _usage(model_id: str, kind: dict) -> list[str]:
+def _flag_query_length(query_max_length: int | None) -> str:
+    return f" and `query_max_length={query_max_length}`" if query_max_length else ""
+
+
+def _usage(model_id: str, kind: ModelKind, max_length: int | None, query_length: int | None) -> list[str]:
     """How to score with the folder: plain transformers for a classifier without prompt; a decoder reads
     each pair through its prompt, which ``reranker.json`` and the folder's chat template hold, so
     ``Reranker`` and ``CrossEncoder`` take raw pairs."""
+    length = max_length or 512
     classifier = [
         "```python",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
@@ -172,20 +184,20 @@ def _usage(model_id: str, kind: dict) -> list[str]:
         f'tokenizer = AutoTokenizer.from_pretrained("{model_id}")',
         f'model = AutoModelForSequenceClassification.from_pretrained("{model_id}").eval()',
         'pairs = [["query", "passage one"], ["query", "passage two"]]',
-        'features = tokenizer(pairs, padding=True, truncation=True, max_length=512, return_tensors="pt")',
+        f'features = tokenizer(pairs, padding=True, truncation=True, max_length={length}, return_tensors="pt")',
         "scores = model(**features).logits.view(-1)  # higher is more relevant",
         "```",
         "",
-        "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs returns the",
-        "sigmoid of the logit under the label `relevant`; pass `function_to_apply='none'` for the logit.",
-        "sentence-transformers' `CrossEncoder` and FlagEmbedding's `FlagReranker` load this folder as well.",
+        "`pipeline('text-classification')` with `{'text': query, 'text_pair': passage}` inputs and",
+        "`truncation=True` returns the logit under the label `relevant`. sentence-transformers' `CrossEncoder`",
+        "returns the logit too (`activation_fn=torch.nn.Sigmoid()` for its sigmoid); FlagEmbedding's",
+        f"`FlagReranker` loads this folder: pass it `max_length={length}`{_flag_query_length(query_length)}.",
         "",
     ]
-    if not kind.get("query_template"):
+    if kind.template is None:
         return classifier
-    score = "logit(yes) - logit(no) at the last position" if kind.get("form") == "yes_no" else "one logit"
     lines = [
-        f"A decoder reranker: each pair is written into its prompt and scored by {score}.",
+        f"A decoder reranker: each pair is written into its prompt and scored by {kind.score_description}.",
         "The prompt is in `reranker.json` and in the tokenizer's chat template (a `query` and a",
         "`document` message), so these take raw (query, passage) pairs:",
         "",
@@ -196,11 +208,11 @@ def _usage(model_id: str, kind: dict) -> list[str]:
         "",
         "from sentence_transformers import CrossEncoder",
         "",
-        f'CrossEncoder("{model_id}").predict([("query", "passage one")])  # the sigmoid of the score',
+        f'CrossEncoder("{model_id}").predict([("query", "passage one")])  # the same score',
         "```",
         "",
     ]
-    if kind.get("form") == "yes_no":
+    if kind.pipeline_tag != "text-classification":
         return lines
     return [
         *lines,
@@ -208,6 +220,34 @@ def _usage(model_id: str, kind: dict) -> list[str]:
         "",
         *classifier[:10],
     ]
+
+
+def _contract_section(contract: ScoringContract) -> list[str]:
+    """What decides a score, as recorded in ``reranker.json``, and which clients follow which part."""
+    if not contract.recorded:
+        return []
+    lines = [
+        "## Scoring",
+        "",
+        "`reranker.json` records how validation scored this model; `Reranker`, `reranker evaluate`, the",
+        "tokenizer (`model_max_length`) and so `CrossEncoder` and the pipeline follow it by default:",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| max tokens per pair (`max_length`) | {contract.max_length} |",
+        f"| truncation | {contract.truncation} |",
+        "| score | the raw logit (no normalisation) |",
+        "",
+    ]
+    if contract.query_max_length is not None and contract.kind.template is None:
+        lines += [
+            f"Queries are cut to {contract.query_max_length} tokens before the passage is. `Reranker` and",
+            "`FlagReranker` (given `query_max_length`) apply this; `CrossEncoder` and the pipeline have no such",
+            "setting and cut the longer text of a pair first, so they score alike only queries of at most",
+            f"{contract.query_max_length} tokens.",
+            "",
+        ]
+    return lines
 
 
 def write_model_card(folder: Path, text: str) -> Path:

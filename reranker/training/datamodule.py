@@ -7,12 +7,11 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
 from reranker.core.triplets import has_teacher_scores, read_triplets
 from reranker.model.kinds import ModelKind
-from reranker.model.loading import resolve_model_path
+from reranker.model.loading import load_tokenizer
 from reranker.training.collate import TrainCollator, ValidationCollator
 from reranker.training.lengths import GroupLengths
 from reranker.training.sampling import (
@@ -144,9 +143,7 @@ class TripletDataModule(L.LightningDataModule):
         self.has_teacher_scores = has_teacher_scores(train)
         self.train_groups = TrainGroups(train, corpus, self.group_size, self.has_teacher_scores)
         self.val_groups = ValidationGroups(val, corpus, self.min_val_candidates, seed=self.seed)
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model_path(self.tokenizer_name_or_path), use_fast=True
-        )
+        tokenizer = load_tokenizer(self.tokenizer_name_or_path)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         self.group_lengths = GroupLengths(self.train_groups, self.encoder)
 

@@ -15,6 +15,7 @@ from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.model.adapters import LoraSettings, apply_lora
 from reranker.model.checkpoint import PRETRAINED_KEY, pack_pretrained
+from reranker.model.contract import CONTRACT_KEY, model_limit
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, set_padding_token
 from reranker.model.scoring import Scorer
@@ -154,7 +155,7 @@ class RerankerModule(L.LightningModule):
                     "(set it to null)"
                 )
         if lora_settings is not None:
-            self.model = apply_lora(self.model, lora_settings, self.kind.form)
+            self.model = apply_lora(self.model, lora_settings, self.kind)
             # Checkpoints hold the trained weights only; the frozen base comes from model_name_or_path.
             self.strict_loading = False
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
@@ -247,6 +248,14 @@ class RerankerModule(L.LightningModule):
         # serves without the base model's folder.
         encoder = getattr(getattr(self.trainer, "datamodule", None), "encoder", None)
         checkpoint[PRETRAINED_KEY] = pack_pretrained(self.model, getattr(encoder, "tokenizer", None))
+        if encoder is not None:
+            # The lengths validation scored with: every client of the checkpoint scores with them.
+            checkpoint[CONTRACT_KEY] = {
+                "max_length": encoder.max_length,
+                "query_max_length": encoder.query_max_length,
+                "truncation_side": encoder.tokenizer.truncation_side,
+                "model_max_length": model_limit(encoder.tokenizer),
+            }
         # Dropout draws from the global generators; a resumed run continues their streams exactly. Ranks
         # draw as many numbers as their batches hold tokens, so each rank's states are kept (every rank
         # runs this hook; rank zero writes the file).
