@@ -136,7 +136,20 @@ def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert
     ]
     source = write_jsonl(tmp_path / "in.jsonl", records)
     out = tmp_path / "out.jsonl"
-    main(["teacher", str(source), "--model", tiny_bert, "--out", str(out), "--batch-size", "2", "--max-length", "512"])
+    main(
+        [
+            "teacher",
+            str(source),
+            "--model",
+            tiny_bert,
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-length",
+            "512",
+        ]
+    )
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     reference = Reranker(tiny_bert)
     for record, new in zip(records, scored, strict=True):
@@ -156,5 +169,18 @@ def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert
 
     monkeypatch.setattr(Reranker, "score", refuse)
     out.unlink()
-    main(["teacher", str(source), "--model", tiny_bert, "--out", str(out), "--batch-size", "2", "--max-length", "512"])
+    main(
+        [
+            "teacher",
+            str(source),
+            "--model",
+            tiny_bert,
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-length",
+            "512",
+        ]
+    )
     assert out.read_bytes() == first

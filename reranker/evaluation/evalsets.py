@@ -30,6 +30,7 @@ import torch
 
 from reranker.core.errors import InputError
 from reranker.core.fields import id_list_field, known_ids, text_field
+from reranker.core.grid import grid_positions, to_grid
 from reranker.core.jsonl import read_jsonl
 from reranker.core.scores import check_scores
 from reranker.core.triplets import expand_paths, iter_records
@@ -60,20 +61,15 @@ class EvalSet:
         Every run is scored on the same lists: a gold forced in is relevant for every row, the first stage
         included (it ranks the gold where it was put).
         """
-        width = max(len(c) for c in self.candidates)
-        scores = torch.zeros(len(self), width, dtype=torch.float64)
-        relevance = torch.zeros(len(self), width, dtype=torch.bool)
-        mask = torch.zeros(len(self), width, dtype=torch.bool)
-        start = 0
-        for row, flags in enumerate(self.relevant):
-            scores[row, : len(flags)] = torch.tensor(
-                flat_scores[start : start + len(flags)], dtype=torch.float64
-            )
-            relevance[row, : len(flags)] = torch.tensor(flags)
-            mask[row, : len(flags)] = True
-            start += len(flags)
-        if start != len(flat_scores):
-            raise ValueError(f"expected {start} scores, got {len(flat_scores)}")
+        lengths = [len(flags) for flags in self.relevant]
+        if sum(lengths) != len(flat_scores):
+            raise ValueError(f"expected {sum(lengths)} scores, got {len(flat_scores)}")
+        rows, columns = grid_positions(lengths)
+        shape = (len(self), max(lengths))
+        flags = torch.tensor([flag for row in self.relevant for flag in row], dtype=torch.bool)
+        scores = to_grid(rows, columns, torch.tensor(flat_scores, dtype=torch.float64), shape, 0.0)
+        relevance = to_grid(rows, columns, flags, shape, False)
+        mask = to_grid(rows, columns, torch.ones_like(flags), shape, False)
         return scores, relevance, mask
 
     def first_stage_scores(self) -> list[float]:
