@@ -9,7 +9,7 @@ import pytest
 from conftest import write_jsonl
 
 from reranker.core.errors import InputError
-from reranker.preparation.mine import is_false_negative, mine, scaled
+from reranker.preparation.mining import is_false_negative, mine, scaled
 from reranker.prepare import main
 
 CORPUS = {
@@ -116,13 +116,13 @@ def test_mine_command_with_a_cross_encoder_filter(tmp_path, tiny_bert, capsys):
     queries = write_jsonl(tmp_path / "q.jsonl", QUERIES)
     out = tmp_path / "out.jsonl"
     main(["mine", "--queries", str(queries), "--corpus", str(corpus), "--out", str(out), "--window", "1", "6",
-          "--num-hard-negatives", "3", "--filter-model", tiny_bert, "--filter-margin", "-100"])  # fmt: skip
+          "--num-hard-negatives", "3", "--filter-model", tiny_bert, "--max-length", "512", "--filter-margin", "-100"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     # A margin of -100 drops only candidates scoring 100 above the positive: none.
     assert summary["removed_by_filter"] == 0 and summary["candidates_scored"] == 5
     assert len(json.loads(out.read_text())["neg"]) == 3
     main(["mine", "--queries", str(queries), "--corpus", str(corpus), "--out", str(out), "--window", "1", "6",
-          "--num-hard-negatives", "3", "--filter-model", tiny_bert, "--filter-margin", "100"])  # fmt: skip
+          "--num-hard-negatives", "3", "--filter-model", tiny_bert, "--max-length", "512", "--filter-margin", "100"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["removed_by_filter"] == 5 and json.loads(out.read_text())["neg"] == []
 
@@ -136,7 +136,20 @@ def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert
     ]
     source = write_jsonl(tmp_path / "in.jsonl", records)
     out = tmp_path / "out.jsonl"
-    main(["teacher", str(source), "--model", tiny_bert, "--out", str(out), "--batch-size", "2"])
+    main(
+        [
+            "teacher",
+            str(source),
+            "--model",
+            tiny_bert,
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-length",
+            "512",
+        ]
+    )
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     reference = Reranker(tiny_bert)
     for record, new in zip(records, scored, strict=True):
@@ -156,5 +169,18 @@ def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert
 
     monkeypatch.setattr(Reranker, "score", refuse)
     out.unlink()
-    main(["teacher", str(source), "--model", tiny_bert, "--out", str(out), "--batch-size", "2"])
+    main(
+        [
+            "teacher",
+            str(source),
+            "--model",
+            tiny_bert,
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-length",
+            "512",
+        ]
+    )
     assert out.read_bytes() == first

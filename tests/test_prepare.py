@@ -9,7 +9,7 @@ import pytest
 
 from reranker.core.errors import InputError
 from reranker.preparation.retrievers.bm25 import BM25Index, bigram_tokens, whitespace_tokens
-from reranker.preparation.squad import chunk_paragraph, read_squad
+from reranker.preparation.squad_reader import chunk_paragraph, read_squad
 from reranker.prepare import main
 
 CITIES = ["서울", "부산", "대구", "인천", "광주", "대전", "울산", "수원"]

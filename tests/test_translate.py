@@ -13,8 +13,8 @@ from conftest import write_jsonl
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
 
-from reranker.preparation import translate_aws
-from reranker.preparation.translate import split_by_bytes
+from reranker.preparation.translation import aws as translate_aws
+from reranker.preparation.translation.driver import split_by_bytes
 from reranker.prepare import main
 
 RECORDS = [

@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.fields import id_list_field, known_ids, text_field
+from reranker.core.grid import grid_positions, to_grid
 from reranker.core.jsonl import read_jsonl
 from reranker.core.scores import check_scores
 from reranker.core.triplets import expand_paths, iter_records
@@ -59,20 +61,15 @@ class EvalSet:
         Every run is scored on the same lists: a gold forced in is relevant for every row, the first stage
         included (it ranks the gold where it was put).
         """
-        width = max(len(c) for c in self.candidates)
-        scores = torch.zeros(len(self), width, dtype=torch.float64)
-        relevance = torch.zeros(len(self), width, dtype=torch.bool)
-        mask = torch.zeros(len(self), width, dtype=torch.bool)
-        start = 0
-        for row, flags in enumerate(self.relevant):
-            scores[row, : len(flags)] = torch.tensor(
-                flat_scores[start : start + len(flags)], dtype=torch.float64
-            )
-            relevance[row, : len(flags)] = torch.tensor(flags)
-            mask[row, : len(flags)] = True
-            start += len(flags)
-        if start != len(flat_scores):
-            raise ValueError(f"expected {start} scores, got {len(flat_scores)}")
+        lengths = [len(flags) for flags in self.relevant]
+        if sum(lengths) != len(flat_scores):
+            raise ValueError(f"expected {sum(lengths)} scores, got {len(flat_scores)}")
+        rows, columns = grid_positions(lengths)
+        shape = (len(self), max(lengths))
+        flags = torch.tensor([flag for row in self.relevant for flag in row], dtype=torch.bool)
+        scores = to_grid(rows, columns, torch.tensor(flat_scores, dtype=torch.float64), shape, 0.0)
+        relevance = to_grid(rows, columns, flags, shape, False)
+        mask = to_grid(rows, columns, torch.ones_like(flags), shape, False)
         return scores, relevance, mask
 
     def first_stage_scores(self) -> list[float]:
@@ -92,30 +89,16 @@ class EvalSet:
         return sum(scores is not None for scores in self.first_stage or [])
 
 
-def _strings(record: dict, name: str, where: str) -> list[str]:
-    value = record.get(name)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InputError(f"{where}: field '{name}' must be a list of strings, got {value!r:.60}")
-    return value
-
-
-def _string(record: dict, name: str, where: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: field '{name}' must be a non-empty string, got {value!r:.60}")
-    return value
-
-
 def read_corpus(path: str | Path) -> dict[str, str]:
     """Corpus JSONL ``{id, text}`` → ``{id: text}``; duplicate ids are an error."""
     path = Path(path)
     corpus: dict[str, str] = {}
     for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
-        passage_id = _string(record, "id", where)
+        passage_id = text_field(record, "id", where)
         if passage_id in corpus:
             raise InputError(f"{where}: field 'id': duplicate passage id {passage_id!r}")
-        corpus[passage_id] = _string(record, "text", where)
+        corpus[passage_id] = text_field(record, "text", where)
     return corpus
 
 
@@ -125,20 +108,16 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
     qids, queries, candidates, relevant, forced, first_stage = [], [], [], [], [], []
     for number, record in read_jsonl(path):
         where = f"{path}, line {number}"
-        qid = _string(record, "qid", where)
+        qid = text_field(record, "qid", where)
         if qid in qids:
             raise InputError(f"{where}: field 'qid': duplicate query id {qid!r}")
-        candidate_ids = _strings(record, "candidate_ids", where)
+        candidate_ids = id_list_field(record, "candidate_ids", where)
         if not candidate_ids:
             raise InputError(f"{where}: field 'candidate_ids' is empty (a query needs candidates)")
         if len(set(candidate_ids)) != len(candidate_ids):
             raise InputError(f"{where}: field 'candidate_ids' lists a passage twice")
-        unknown = next((c for c in candidate_ids if c not in corpus), None)
-        if unknown is not None:
-            raise InputError(
-                f"{where}: field 'candidate_ids': {unknown!r} is not in the corpus {corpus_path}"
-            )
-        pos_ids = _strings(record, "pos_ids", where)
+        known_ids(candidate_ids, corpus, "candidate_ids", where, corpus_path)
+        pos_ids = id_list_field(record, "pos_ids", where)
         absent = [p for p in pos_ids if p not in candidate_ids]
         if not pos_ids or absent:
             raise InputError(
@@ -146,7 +125,7 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
                 f"(not among them: {absent}); force the gold in with `prepare candidates`"
             )
         qids.append(qid)
-        queries.append(_string(record, "query", where))
+        queries.append(text_field(record, "query", where))
         candidates.append([corpus[c] for c in candidate_ids])
         relevant.append([c in pos_ids for c in candidate_ids])
         forced.append(bool(record.get("forced", False)))
@@ -176,7 +155,7 @@ def read_rag_csv(path: str | Path) -> EvalSet:
         eval_set = EvalSet([], [], [], [], first_stage=[])
         for number, row in enumerate(reader, start=2):  # row 1 is the header
             where = f"{path}, row {number}"
-            question = _string(row, "question", where)
+            question = text_field(row, "question", where)
             try:
                 contexts = json.loads(row["contexts"] or "")
             except json.JSONDecodeError:

@@ -17,13 +17,13 @@ stage and against the model alone.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from reranker.core.cache import Cache, cached_scores
 from reranker.core.errors import InputError
 from reranker.core.tables import render
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
@@ -251,7 +251,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=10000, help="bootstrap and permutation samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--cache", help="folder of model scores reused by later runs on the same pairs")
+    parser.add_argument(
+        "--cache", help="score cache (SQLite file, or a folder for scores.sqlite) reused by later runs"
+    )
     parser.add_argument("--out", help="folder for results.json and results.md")
     return parser.parse_args(argv)
 
@@ -265,27 +267,39 @@ def score_pairs(
     device: str | None = None,
     cache: str | Path | None = None,
 ) -> list[float]:
-    """Scores of a model, read from ``cache`` when the same pairs were scored by the same model before."""
-    # A retrained model in the same place has new files: their sizes and times are part of the key.
+    """Scores of a model; with ``cache`` (a SQLite file, or a folder that gets ``scores.sqlite``), pairs the
+    same model scored before are read back and only the others are scored."""
+    # A retrained model in the same place has new files: their sizes and times are part of the identity.
     files = (
         sorted(Path(path).glob("*")) if Path(path).is_dir() else [Path(path)] if Path(path).is_file() else []
     )
     stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = json.dumps([path, stamp, max_length, seed, pairs])
-    key = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cached = Path(cache) / f"{key}.json" if cache else None
-    if cached is not None and cached.is_file():
-        return json.loads(cached.read_text())
-    from reranker.serving.inference import Reranker
+    identity = ("evaluate", json.dumps([path, stamp, max_length, seed]))
+    reranker = None
 
-    print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
-    # A base model's new classification head is initialised at random: seed it for repeatable rows.
-    torch.manual_seed(seed)
-    scores = Reranker(path, max_length=max_length, device=device).score(pairs, batch_size)
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(scores))
-    return scores
+    def score(chunk: list[tuple[str, str]]) -> list[float]:
+        nonlocal reranker
+        if reranker is None:  # loaded only when some pair is not in the cache
+            from reranker.serving.inference import Reranker
+
+            print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
+            # A base model's new classification head is initialised at random: seed it for repeatable rows.
+            torch.manual_seed(seed)
+            reranker = Reranker(path, max_length=max_length, device=device)
+        return reranker.score(chunk, batch_size)
+
+    if cache is None:
+        return score(pairs)
+    if Path(cache).is_dir():
+        cache = Path(cache) / "scores.sqlite"
+    store = Cache(cache)
+    unique = list(dict.fromkeys(pairs))
+    try:
+        # One chunk: the pending pairs are batched as a run without a cache would batch them.
+        scores = cached_scores(unique, score, identity, store, chunk_size=max(len(unique), 1))
+    finally:
+        store.close()
+    return [scores[pair] for pair in pairs]
 
 
 def run(

@@ -1,153 +1,100 @@
-"""Hard negatives for judged queries over a corpus: ``prepare mine``.
-
-For each query with at least one relevant passage, BM25 ranks the corpus; negatives are drawn at random
-(seeded) from the ranks ``FROM..TO`` that are not judged relevant, then random corpus passages are added.
-Unjudged passages that rank high are often relevant too (false negatives). With a cross-encoder ``score``
-function, each drawn candidate is scored with its query and dropped when its score comes within ``margin``
-of the best positive's: ``candidate > positive - margin``. The margin is an absolute difference, on the
-raw logits or on their sigmoid (``scale``), so it means the same thing whatever the sign of the scores; a
-margin stated as a fraction of the positive's score would tighten or loosen with the sign of that score, and
-for a negative logit it would drop candidates scoring *below* the positive. Dropped candidates are replaced
-by the next ones drawn from the window, up to ``max_scored`` candidates a query: where the teacher scores the
-positive below most of the window (it disagrees with the judgement), the query keeps fewer hard negatives
-instead of the whole window being scored. Random negatives are not scored (a random passage is rarely relevant).
-"""
+"""``prepare mine``: hard negatives for judged queries from a first stage, with first-stage margins and an
+optional cross-encoder false-negative filter (the rules are in :mod:`reranker.preparation.mining`)."""
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Callable, Sequence
+import argparse
+from pathlib import Path
 
 from reranker.core.errors import InputError
-from reranker.preparation.retrievers.bm25 import BM25Index
+from reranker.preparation import mining
+from reranker.preparation.records import read_judged_queries, write_jsonl
+from reranker.preparation.retrievers import RetrieverSpec, add_retriever_arguments
+from reranker.preparation.scoring import add_scoring_arguments, cached_scorer
 
-ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
-SCALES = ("logit", "sigmoid")
-
-
-def scaled(score: float, scale: str) -> float:
-    """A raw cross-encoder logit on the filter's scale."""
-    return 1.0 / (1.0 + math.exp(-score)) if scale == "sigmoid" else score
+HELP = "hard negatives from a first stage (BM25 by default), optionally filtered by a cross-encoder"
 
 
-def is_false_negative(positive: float, candidate: float, margin: float) -> bool:
-    """Whether a candidate scores within ``margin`` of the positive (or above it): then it is dropped."""
-    return candidate > positive - margin
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--queries", required=True, help="queries JSONL {qid, query, pos_ids} or MS MARCO queries.tsv"
+    )
+    parser.add_argument("--corpus", required=True, help="corpus JSONL {id, text} or MS MARCO collection.tsv")
+    parser.add_argument("--qrels", help="qrels file (needed with a TSV queries file; replaces pos_ids)")
+    parser.add_argument("--out", required=True, help="triplet JSONL {qid, query, pos, neg}")
+    parser.add_argument("--window", type=int, nargs=2, default=(10, 100), metavar=("FROM", "TO"),
+                        help="first-stage ranks (1-based, inclusive) that hard negatives are drawn from")  # fmt: skip
+    parser.add_argument("--num-hard-negatives", type=int, default=7)
+    parser.add_argument("--num-random-negatives", type=int, default=0)
+    parser.add_argument("--max-queries", type=int, default=None, help="the first N judged queries only")
+    parser.add_argument("--seed", type=int, default=42)
+    margins = parser.add_argument_group("first-stage margins (on the retriever's own scores)")
+    margins.add_argument("--absolute-margin", type=float, default=None,
+                         help="drop a candidate scoring above (best positive - margin)")  # fmt: skip
+    margins.add_argument("--relative-margin", type=float, default=None,
+                         help="drop a candidate scoring above best positive * (1 - margin), margin in [0, 1]")  # fmt: skip
+    margins.add_argument("--max-score", type=float, default=None, help="drop a candidate scoring above this")
+    add_retriever_arguments(parser)
+    cross = parser.add_argument_group("cross-encoder filter")
+    cross.add_argument(
+        "--filter-model", help="cross-encoder that drops likely false negatives (any Reranker path)"
+    )
+    cross.add_argument("--filter-margin", type=float, default=0.0,
+                       help="drop a candidate scoring above (best positive - margin)")  # fmt: skip
+    cross.add_argument("--filter-scale", choices=mining.SCALES, default="logit", help="the margin's scale")
+    cross.add_argument("--filter-max-candidates", type=int, default=None,
+                       help="score at most this many window candidates a query (default: the whole window)")  # fmt: skip
+    add_scoring_arguments(cross)
 
 
-def check_options(window: tuple[int, int], num_hard: int, num_random: int, margin: float, scale: str) -> None:
-    low, high = window
-    if not 1 <= low <= high:
-        raise InputError(f"--window needs 1 <= FROM <= TO, got {low} {high}")
-    if num_hard < 0 or num_random < 0 or num_hard + num_random == 0:
-        raise InputError("--num-hard-negatives and --num-random-negatives must be >= 0, and not both 0")
-    if scale not in SCALES:
-        raise InputError(f"--filter-scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if not math.isfinite(margin):
-        raise InputError(f"--filter-margin must be a finite number, got {margin}")
-
-
-def mine(
-    queries: Sequence[dict],
-    corpus: dict[str, str],
+def prepare_mine(
+    queries: str | Path,
+    corpus: str | Path,
+    out: str | Path,
+    qrels: str | Path | None = None,
     window: tuple[int, int] = (10, 100),
-    num_hard: int = 7,
-    num_random: int = 0,
-    tokenizer: str = "bigram",
+    num_hard_negatives: int = 7,
+    num_random_negatives: int = 0,
+    max_queries: int | None = None,
+    bm25_tokenizer: str = "bigram",
     seed: int = 42,
-    score: ScoreFn | None = None,
-    margin: float = 0.0,
-    scale: str = "logit",
-    max_scored: int | None = None,
-) -> tuple[list[dict], dict]:
-    """Triplets ``{qid, query, pos, neg}`` (hard negatives first, then random ones) and a summary."""
-    check_options(window, num_hard, num_random, margin, scale)
-    ids = list(corpus)
-    index = BM25Index([corpus[i] for i in ids], tokenizer)
-    rng = random.Random(seed)
-    low, high = window
-    found, pools = 0, []
-    for query in queries:
-        ranked = [ids[i] for i in index.search(query["query"], high)]
-        found += any(p in ranked for p in query["pos_ids"])
-        pool = [i for i in ranked[low - 1 :] if i not in query["pos_ids"]]
-        rng.shuffle(pool)
-        pools.append(pool)
-    if max_scored is not None:
-        pools = [pool[:max_scored] for pool in pools]  # the filter scores at most this many a query
-    hard, scored, removed = _draw(queries, corpus, pools, num_hard, score, margin, scale)
-    triplets = []
-    for query, negatives in zip(queries, hard, strict=True):
-        negatives = negatives + _random_ids(ids, {*query["pos_ids"], *negatives}, num_random, rng)
-        triplets.append(
-            {
-                "qid": query["qid"],
-                "query": query["query"],
-                "pos": [corpus[p] for p in query["pos_ids"]],
-                "neg": [corpus[n] for n in negatives],
-            }
-        )
-    summary = {
-        "queries": len(queries),
-        "corpus": len(ids),
-        f"first_stage_recall@{high}": round(found / max(len(queries), 1), 6),
-        "window": [low, high],
-        "candidates_scored": scored,
-        "removed_by_filter": removed,
-        "hard_negatives": sum(len(h) for h in hard),
-        "queries_short_of_hard_negatives": sum(len(h) < num_hard for h in hard),
-        "random_negatives": sum(len(t["neg"]) for t in triplets) - sum(len(h) for h in hard),
-    }
-    return triplets, summary
-
-
-def _draw(
-    queries: Sequence[dict],
-    corpus: dict[str, str],
-    pools: list[list[str]],
-    num_hard: int,
-    score: ScoreFn | None,
-    margin: float,
-    scale: str,
-) -> tuple[list[list[str]], int, int]:
-    """Hard negatives per query from its shuffled pool: the first ``num_hard`` that pass the filter."""
-    if score is None:
-        return [pool[:num_hard] for pool in pools], 0, 0
-    positive_pairs = [(q["query"], corpus[p]) for q in queries for p in q["pos_ids"]]
-    positive_scores = iter(score(positive_pairs))
-    best = [max(scaled(next(positive_scores), scale) for _ in q["pos_ids"]) for q in queries]
-    kept: list[list[str]] = [[] for _ in queries]
-    cursor = [0] * len(queries)
-    scored = removed = 0
-    # Rounds: score twice what each query still needs, so a lenient filter costs about num_hard pairs a query.
-    while True:
-        batch = []
-        for row, pool in enumerate(pools):
-            need = num_hard - len(kept[row])
-            take = pool[cursor[row] : cursor[row] + 2 * need] if need > 0 else []
-            cursor[row] += len(take)
-            batch += [(row, candidate) for candidate in take]
-        if not batch:
-            return kept, scored, removed
-        values = score([(queries[row]["query"], corpus[candidate]) for row, candidate in batch])
-        scored += len(batch)
-        for (row, candidate), value in zip(batch, values, strict=True):
-            if is_false_negative(best[row], scaled(value, scale), margin):
-                removed += 1
-            elif len(kept[row]) < num_hard:
-                kept[row].append(candidate)
-
-
-def _random_ids(ids: list[str], excluded: set[str], count: int, rng: random.Random) -> list[str]:
-    """``count`` distinct random ids not in ``excluded`` (fewer if the corpus runs out)."""
-    chosen: list[str] = []
-    for _ in range(8 * count + 32):  # rejection sampling is fast while most of the corpus is eligible
-        if len(chosen) == count:
-            return chosen
-        candidate = ids[rng.randrange(len(ids))]
-        if candidate not in excluded:
-            chosen.append(candidate)
-            excluded.add(candidate)
-    eligible = [i for i in ids if i not in excluded]
-    return chosen + rng.sample(eligible, min(count - len(chosen), len(eligible)))
+    absolute_margin: float | None = None,
+    relative_margin: float | None = None,
+    max_score: float | None = None,
+    filter_model: str | None = None,
+    filter_margin: float = 0.0,
+    filter_scale: str = "logit",
+    filter_max_candidates: int | None = None,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    dtype: str | None = None,
+    cache: str | Path | None = None,
+    retriever: RetrieverSpec = "bm25",
+    retriever_options: dict | None = None,
+) -> dict:
+    """Write mined triplets to ``out``; returns a summary. ``max_length`` None: the length recorded with
+    the filter model; ``retriever_options`` are :func:`build_retriever`'s."""
+    judged, passages, unjudged = read_judged_queries(queries, corpus, qrels)
+    if max_queries is not None:
+        judged = judged[:max_queries]
+    if not judged:
+        raise InputError(f"{queries}: no query has a relevant passage")
+    window = (window[0], window[1])
+    mining.check_options(window, num_hard_negatives, num_random_negatives, filter_margin, filter_scale,
+                         absolute_margin, relative_margin, max_score)  # fmt: skip
+    score, store = None, None
+    if filter_model:
+        score, store = cached_scorer(filter_model, cache, max_length, batch_size, device, dtype)
+    try:
+        triplets, summary = mining.mine(
+            judged, passages, window, num_hard_negatives, num_random_negatives, bm25_tokenizer, seed, score,
+            filter_margin, filter_scale, filter_max_candidates, absolute_margin=absolute_margin,
+            relative_margin=relative_margin, max_score=max_score, retriever=retriever,
+            retriever_options=retriever_options,
+        )  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
+    write_jsonl(out, triplets)
+    return {**summary, "queries_without_judgement": unjudged}

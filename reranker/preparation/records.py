@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reranker.core.errors import InputError
+from reranker.core.fields import id_list_field, known_ids, text_field
 from reranker.core.jsonl import read_jsonl, where
 from reranker.core.triplets import parse_record
 
@@ -85,7 +86,7 @@ def read_triples_tsv(path: str | Path) -> list[dict]:
     return [{"query": q, "pos": [p], "neg": negs} for (q, p), negs in grouped.items()]
 
 
-def read_id_texts(path: str | Path, id_field: str, text_field: str) -> dict[str, str]:
+def read_id_texts(path: str | Path, id_field: str, text_name: str) -> dict[str, str]:
     """``id → text`` from a two-column TSV or a JSONL with the named fields; a repeated id is an error."""
     path = Path(path)
     texts: dict[str, str] = {}
@@ -98,12 +99,9 @@ def read_id_texts(path: str | Path, id_field: str, text_field: str) -> dict[str,
                 raise InputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(record, dict):
                 raise InputError(f"{where}: expected a JSON object")
-            for name in (id_field, text_field):
-                if not isinstance(record.get(name), str) or not record[name].strip():
-                    raise InputError(f"{where}: field '{name}' must be a non-empty string")
-            key, text = record[id_field], record[text_field]
+            key, text = text_field(record, id_field, where), text_field(record, text_name, where)
         else:
-            key, text = _fields(line, 2, (id_field, text_field), where)
+            key, text = _fields(line, 2, (id_field, text_name), where)
         if key in texts:
             raise InputError(f"{where}: field '{id_field}': {key!r} appears twice")
         texts[key] = text
@@ -156,14 +154,8 @@ def read_judged_queries(
     elif Path(queries_path).suffix == ".jsonl":
         for number, line in _lines(Path(queries_path)):
             record = json.loads(line)
-            pos_ids = record.get("pos_ids")
-            if not isinstance(pos_ids, list) or not all(isinstance(p, str) for p in pos_ids):
-                raise InputError(f"{queries_path}, line {number}: field 'pos_ids' must be a list of ids")
-            missing = [p for p in pos_ids if p not in corpus]
-            if missing:
-                raise InputError(
-                    f"{queries_path}, line {number}: field 'pos_ids': {missing[0]!r} is not in the corpus {corpus_path}"
-                )
+            pos_ids = id_list_field(record, "pos_ids", where(queries_path, number))
+            known_ids(pos_ids, corpus, "pos_ids", where(queries_path, number), corpus_path)
             positives[record["qid"]] = list(dict.fromkeys(pos_ids))
     else:
         raise InputError(f"{queries_path}: a TSV queries file needs a qrels file (--qrels)")

@@ -1,144 +1,165 @@
-"""Read a SQuAD-format QA file (KorQuAD 1.0 is one) into passages and questions, chunked and split by title.
+"""``prepare squad``: a SQuAD-format QA file → ``train.jsonl`` (and ``val.jsonl``) triplets and
+``eval/queries.jsonl`` + ``eval/corpus.jsonl``, split by article title so that no passage or question is on
+two sides.
 
-A paragraph is cut into passages of ``sentences_per_passage`` sentences (0 keeps whole paragraphs). A
-question's gold passages are the passages of its paragraph that overlap its first annotated answer span;
-``answers`` holds every annotated answer text, used to keep answer-bearing passages out of the negatives.
+Hard negatives come from the first stage (``--retriever``, BM25 by default) at ranks ``FROM..TO``; random
+negatives from the same side; no negative contains an answer text of its question. Validation groups are a
+held-out side's first-stage top candidates with the first stage's score of each passage
+(``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it.
+The same inputs and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import random
-import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from reranker.core.errors import InputError
+from reranker.core.sampling import fill_distinct
+from reranker.preparation.records import write_jsonl
+from reranker.preparation.retrievers import RetrieverSpec, add_retriever_arguments, open_retriever
+from reranker.preparation.squad_reader import Article, Passage, Question, read_squad, split_by_title
 
-# A sentence ends at . ! ? (optionally closed by a quote or bracket) followed by whitespace.
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
-
-
-@dataclass
-class Passage:
-    id: str
-    title: str
-    text: str
-    start: int  # character offset of the passage in its paragraph
-    end: int
+HELP = "SQuAD-format QA file -> triplets and an evaluation set"
 
 
-@dataclass
-class Question:
-    id: str
-    title: str
-    query: str
-    pos_ids: list[str]
-    answers: list[str] = field(default_factory=list)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="SQuAD-format JSON file (e.g. KorQuAD_v1.0_dev.json)")
+    parser.add_argument("--out", required=True, help="output folder (keep it out of git)")
+    parser.add_argument("--sentences-per-passage", type=int, default=0, help="0: whole paragraphs")
+    parser.add_argument("--eval-fraction", type=float, default=0.3, help="share of titles for evaluation")
+    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of titles for val.jsonl")
+    parser.add_argument("--val-candidates", type=int, default=10, help="candidates per validation query")
+    parser.add_argument("--max-val-queries", type=int, default=None)
+    parser.add_argument("--max-eval-queries", type=int, default=None)
+    parser.add_argument("--num-random-negatives", type=int, default=3)
+    parser.add_argument("--num-hard-negatives", type=int, default=0, help="first-stage negatives per triplet")
+    parser.add_argument("--hard-negative-window", type=int, nargs=2, default=(3, 50), metavar=("FROM", "TO"))
+    parser.add_argument("--seed", type=int, default=42)
+    add_retriever_arguments(parser)
 
 
-@dataclass
-class Article:
-    title: str
-    passages: list[Passage]
-    questions: list[Question]
+def _bears_answer(passage: Passage, question: Question) -> bool:
+    return passage.id in question.pos_ids or any(answer in passage.text for answer in question.answers)
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` character spans of the sentences of ``text`` (whitespace between them excluded)."""
-    spans, start = [], 0
-    for match in SENTENCE_END.finditer(text):
-        spans.append((start, match.start() + len(match.group(0).rstrip())))
-        start = match.end()
-    if start < len(text.rstrip()):
-        spans.append((start, len(text.rstrip())))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+def _not_negative(taken: set[str], question: Question, by_id: dict[str, Passage]) -> Callable[[str], bool]:
+    """Whether a passage id is already taken or bears an answer of ``question``."""
+    return lambda passage_id: passage_id in taken or _bears_answer(by_id[passage_id], question)
 
 
-def chunk_paragraph(text: str, sentences_per_passage: int) -> list[tuple[int, int]]:
-    """Character spans of passages of ``sentences_per_passage`` consecutive sentences (0: the whole text)."""
-    sentences = split_sentences(text)
-    if sentences_per_passage <= 0 or not sentences:
-        return [(0, len(text))]
-    return [
-        (sentences[i][0], sentences[min(i + sentences_per_passage, len(sentences)) - 1][1])
-        for i in range(0, len(sentences), sentences_per_passage)
-    ]
+def _subsample(questions: list[Question], limit: int | None, rng: random.Random) -> list[Question]:
+    if limit is None or len(questions) <= limit:
+        return questions
+    keep = set(rng.sample(range(len(questions)), limit))
+    return [q for i, q in enumerate(questions) if i in keep]
 
 
-def _field(value: dict, name: str, kind: type, where: str):
-    item = value.get(name) if isinstance(value, dict) else None
-    if not isinstance(item, kind):
-        raise InputError(f"{where}: field '{name}' must be a {kind.__name__}, got {type(item).__name__}")
-    return item
+def build_triplets(
+    articles: list[Article],
+    num_random_negatives: int,
+    num_hard_negatives: int,
+    hard_window: tuple[int, int],
+    rng: random.Random,
+    max_queries: int | None = None,
+    first_stage_scores: bool = False,
+    retriever: RetrieverSpec = "bm25",
+    retriever_options: dict | None = None,
+) -> list[dict]:
+    """Triplets ``{query, pos, neg}``: first-stage negatives from ranks ``hard_window`` (1-based, inclusive)
+    first, then random passages of the same side; no negative contains an answer text of the question.
+    ``first_stage_scores`` adds ``pos_first_stage``/``neg_first_stage``: the first stage's score of each text."""
+    passages = [p for article in articles for p in article.passages]
+    by_id = {p.id: p for p in passages}
+    position = {p.id: n for n, p in enumerate(passages)}
+    pool = [p.id for p in passages]
+    questions = _subsample([q for article in articles for q in article.questions], max_queries, rng)
+    first_stage = None
+    if num_hard_negatives:
+        first_stage = open_retriever(retriever, [p.text for p in passages], retriever_options)
+        hits = first_stage.search([q.query for q in questions], hard_window[1])
+    triplets = []
+    for row, question in enumerate(questions):
+        negatives: list[str] = []
+        if first_stage is not None:
+            for i in hits[row].indices[hard_window[0] - 1 :]:
+                if len(negatives) == num_hard_negatives:
+                    break
+                if not _bears_answer(passages[i], question):
+                    negatives.append(passages[i].id)
+        negatives += fill_distinct(
+            rng, pool, [], num_random_negatives, _not_negative(set(negatives), question, by_id)
+        )
+        triplet = {
+            "query": question.query,
+            "pos": [by_id[i].text for i in question.pos_ids],
+            "neg": [by_id[i].text for i in negatives],
+        }
+        if first_stage_scores and first_stage is not None:
+            ids = [*question.pos_ids, *negatives]
+            (scores,) = first_stage.score([question.query], [[position[i] for i in ids]])
+            triplet["pos_first_stage"] = scores[: len(question.pos_ids)]
+            triplet["neg_first_stage"] = scores[len(question.pos_ids) :]
+        triplets.append(triplet)
+    return triplets
 
 
-def read_squad(path: str | Path, sentences_per_passage: int = 0) -> list[Article]:
-    """Articles of a SQuAD-format file, checked; errors name the file and the JSON path of the bad field."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    data = _field(document, "data", list, f"{path}: top level (expected SQuAD: {{'data': [...]}})")
-    articles, titles, qids = [], set(), set()
-    for a, article in enumerate(data):
-        where = f"{path}: data[{a}]"
-        title = _field(article, "title", str, where)
-        if title in titles:
-            raise InputError(f"{where}: duplicate title {title!r}")
-        titles.add(title)
-        passages, questions = [], []
-        for p, paragraph in enumerate(_field(article, "paragraphs", list, where)):
-            pwhere = f"{where}.paragraphs[{p}]"
-            context = _field(paragraph, "context", str, pwhere)
-            spans = chunk_paragraph(context, sentences_per_passage)
-            ids = [f"{a}-{p}-{c}" for c in range(len(spans))]
-            passages += [Passage(i, title, context[s:e], s, e) for i, (s, e) in zip(ids, spans, strict=True)]
-            for q, qa in enumerate(_field(paragraph, "qas", list, pwhere)):
-                qwhere = f"{pwhere}.qas[{q}]"
-                qid = str(_field(qa, "id", str, qwhere))
-                if qid in qids:
-                    raise InputError(f"{qwhere}: duplicate question id {qid!r}")
-                qids.add(qid)
-                question = _field(qa, "question", str, qwhere)
-                answers = _field(qa, "answers", list, qwhere)
-                if not answers:
-                    raise InputError(
-                        f"{qwhere}: field 'answers' is empty (unanswerable questions are not supported)"
-                    )
-                texts = [_field(ans, "text", str, f"{qwhere}.answers[{n}]") for n, ans in enumerate(answers)]
-                begin = _field(answers[0], "answer_start", int, f"{qwhere}.answers[0]")
-                end = begin + len(texts[0])
-                if context[begin:end] != texts[0]:
-                    raise InputError(
-                        f"{qwhere}.answers[0]: 'answer_start' {begin} does not point at {texts[0]!r}"
-                    )
-                gold = [i for i, (s, e) in zip(ids, spans, strict=True) if s < end and begin < e]
-                questions.append(Question(qid, title, question, gold, texts))
-        articles.append(Article(title, passages, questions))
-    if not articles:
-        raise InputError(f"{path}: field 'data' is empty")
-    return articles
-
-
-def split_by_title(
-    articles: list[Article], fractions: dict[str, float], seed: int
-) -> dict[str, list[Article]]:
-    """Assign whole articles to sides (e.g. ``{"eval": 0.3, "val": 0.05}``; the rest is ``"train"``).
-
-    Titles are shuffled with ``seed``; each side gets ``round(fraction * n)`` articles, at least one.
-    """
-    order = sorted(articles, key=lambda article: article.title)
-    random.Random(seed).shuffle(order)
-    sides, start = {}, 0
-    for name, fraction in fractions.items():
-        count = max(1, round(fraction * len(order)))
-        sides[name] = order[start : start + count]
-        start += count
-    sides["train"] = order[start:]
-    if not sides["train"]:
-        raise InputError(f"the split {fractions} leaves no article for training ({len(order)} articles)")
-    return sides
+def prepare_squad(
+    input: str | Path,
+    out: str | Path,
+    sentences_per_passage: int = 0,
+    eval_fraction: float = 0.3,
+    val_fraction: float = 0.0,
+    val_candidates: int = 10,
+    max_val_queries: int | None = None,
+    max_eval_queries: int | None = None,
+    num_random_negatives: int = 3,
+    num_hard_negatives: int = 0,
+    hard_negative_window: tuple[int, int] = (3, 50),
+    bm25_tokenizer: str = "bigram",
+    seed: int = 42,
+    retriever: RetrieverSpec = "bm25",
+    retriever_options: dict | None = None,
+) -> dict:
+    """Write ``train.jsonl`` (and ``val.jsonl``), ``eval/queries.jsonl`` and ``eval/corpus.jsonl`` to ``out``
+    from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s."""
+    low, high = hard_negative_window
+    if not 1 <= low <= high:
+        raise InputError(f"hard_negative_window needs 1 <= FROM <= TO, got {low} {high}")
+    options = {"bm25_tokenizer": bm25_tokenizer, **(retriever_options or {})}
+    articles = read_squad(input, sentences_per_passage)
+    fractions = {"eval": eval_fraction}
+    if val_fraction:
+        fractions["val"] = val_fraction
+    sides = split_by_title(articles, fractions, seed)
+    rng = random.Random(seed)
+    out = Path(out)
+    first_stage = {"retriever": retriever, "retriever_options": options}
+    counts = {}
+    counts["train"] = write_jsonl(
+        out / "train.jsonl",
+        build_triplets(
+            sides["train"], num_random_negatives, num_hard_negatives, (low, high), rng, **first_stage
+        ),
+    )
+    if "val" in sides:
+        # Validation groups: the first stage's top candidates of a held-out side, so that validation MRR
+        # tracks reranking, with their first-stage scores for the fused metrics.
+        val = build_triplets(
+            sides["val"], 0, val_candidates - 1, (1, 10 * val_candidates), rng, max_val_queries,
+            first_stage_scores=True, **first_stage,
+        )  # fmt: skip
+        counts["val"] = write_jsonl(out / "val.jsonl", val)
+    questions = _subsample([q for a in sides["eval"] for q in a.questions], max_eval_queries, rng)
+    counts["eval_queries"] = write_jsonl(
+        out / "eval" / "queries.jsonl",
+        ({"qid": q.id, "query": q.query, "pos_ids": q.pos_ids} for q in questions),
+    )
+    counts["eval_corpus"] = write_jsonl(
+        out / "eval" / "corpus.jsonl",
+        ({"id": p.id, "title": p.title, "text": p.text} for a in sides["eval"] for p in a.passages),
+    )
+    counts["articles"] = {side: len(items) for side, items in sorted(sides.items())}
+    return counts

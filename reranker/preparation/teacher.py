@@ -1,55 +1,29 @@
-"""Teacher scores for a triplet file: ``prepare teacher`` adds ``pos_scores`` and ``neg_scores``.
+"""``prepare teacher``: add a teacher cross-encoder's ``pos_scores`` and ``neg_scores`` to triplets.
 
 The field names are FlagEmbedding's, so a file prepared here trains FlagEmbedding's distillation and a file
 prepared for it trains here. Each score is the teacher's raw logit for ``(query, passage)``, aligned with the
 ``pos`` and ``neg`` lists (existing scores are replaced). Scores are per text, so the teacher's tokenizer
-may differ from the student's. Unique pairs are scored once, in batches of similar length (longest first, so
-a batch too large for memory fails at once), and every finished chunk goes to a cache keyed by teacher,
-length limit and pair: a killed run resumes there. A retrained teacher in the same folder needs a new cache.
+may differ from the student's. Pairs go through the score cache (:mod:`reranker.preparation.scoring`;
+default ``OUT.scores.sqlite``), so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
-from reranker.preparation.cache import Cache, cache_key
+from reranker.preparation.records import read_triplet_records, write_jsonl
+from reranker.preparation.scoring import add_scoring_arguments, cached_scorer, pairs_of
 
-ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
-
-
-def pairs_of(records: Sequence[dict]) -> list[tuple[str, str]]:
-    """Every ``(query, passage)`` pair of the records, each once, in first-seen order."""
-    seen: dict[tuple[str, str], None] = {}
-    for record in records:
-        for passage in (*record["pos"], *record.get("neg", [])):
-            seen[(record["query"], passage)] = None
-    return list(seen)
+HELP = "add pos_scores/neg_scores from a teacher cross-encoder"
 
 
-def score_with_cache(
-    pairs: Sequence[tuple[str, str]],
-    score: ScoreFn,
-    teacher: str,
-    cache: Cache,
-    chunk_size: int = 4096,
-    progress: Callable[[int], None] | None = None,
-) -> dict[tuple[str, str], float]:
-    """Scores of ``pairs``: from the cache where present, else from ``score`` in chunks committed one by one."""
-    keys = [cache_key("teacher", teacher, query, passage) for query, passage in pairs]
-    cached = cache.get_many(keys)
-    pending = sorted(
-        (i for i, key in enumerate(keys) if key not in cached), key=lambda i: -sum(map(len, pairs[i]))
-    )
-    for start in range(0, len(pending), chunk_size):
-        chunk = pending[start : start + chunk_size]
-        values = score([pairs[i] for i in chunk])
-        # repr() of a float reads back as the same float: cached and fresh runs write identical files.
-        items = [(keys[i], repr(float(v))) for i, v in zip(chunk, values, strict=True)]
-        cache.put_many(items)
-        cached.update(items)
-        if progress is not None:
-            progress(len(chunk))
-    return {pair: float(cached[key]) for pair, key in zip(pairs, keys, strict=True)}
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="triplet JSONL")
+    parser.add_argument("--model", required=True, help="teacher: a Hugging Face folder, hub name or .ckpt")
+    parser.add_argument("--out", required=True, help="triplet JSONL with pos_scores and neg_scores")
+    add_scoring_arguments(parser)
 
 
 def with_scores(records: Sequence[dict], scores: dict[tuple[str, str], float]) -> list[dict]:
@@ -61,3 +35,28 @@ def with_scores(records: Sequence[dict], scores: dict[tuple[str, str], float]) -
         new["neg_scores"] = [scores[(record["query"], n)] for n in record.get("neg", [])]
         out.append(new)
     return out
+
+
+def prepare_teacher(
+    input: str | Path,
+    model: str,
+    out: str | Path,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    dtype: str | None = None,
+    cache: str | Path | None = None,
+) -> dict:
+    """Write ``input``'s triplets with the teacher's scores to ``out``; returns the counts.
+    ``max_length`` None: the length recorded with the teacher."""
+    records = read_triplet_records(input)
+    score, store = cached_scorer(
+        model, cache or f"{out}.scores.sqlite", max_length, batch_size, device, dtype
+    )
+    try:
+        pairs = pairs_of(records)
+        scores = dict(zip(pairs, score(pairs), strict=True))
+    finally:
+        store.close()
+    write_jsonl(out, with_scores(records, scores))
+    return {"triplets": len(records), "pairs": len(pairs)}

@@ -1,177 +1,149 @@
-"""Machine-translate the texts of training data: ``prepare translate`` (driver, backend interface, registry).
+"""``prepare translate``: machine-translate the texts of triplets (or of MS MARCO judged queries).
 
-A backend translates a list of texts from a source to a target language; the driver around it sends each
-unique text once, keeps every translation in a persistent cache (keyed by backend, model, language pair and
-text) and writes the translated records in input order, so a killed run resumes where it stopped and the same
-input and cache give a byte-identical output. Two backends ship: ``aws`` (Amazon Translate, see
-``translate_aws``) and ``hf`` (a Hugging Face seq2seq model, see ``translate_hf``). A new backend is a class
-with the attributes and method of :class:`Backend`, added to :data:`BACKENDS`.
+Each unique text is sent once through a backend of :mod:`reranker.preparation.translation` (``aws`` or
+``hf``); every translation goes to a SQLite cache first, so a killed run resumes where it stopped and the same
+input and cache give a byte-identical output.
 """
 
 from __future__ import annotations
 
-import re
+import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from pathlib import Path
 
+from reranker.core.cache import Cache
 from reranker.core.errors import InputError
-from reranker.preparation.cache import Cache, cache_key
+from reranker.preparation.records import (
+    read_judged_queries,
+    read_triples_tsv,
+    read_triplet_records,
+    write_jsonl,
+)
+from reranker.preparation.translation import (
+    BACKENDS,
+    TranslationError,
+    backend_identity,
+    driver,
+    make_backend,
+)
 
-SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
-
-
-class Backend(Protocol):
-    """What the driver needs from a translation backend."""
-
-    name: str  # part of the cache key: "aws", "hf", ...
-    model: str  # part of the cache key: the model (and settings) or service that produced the text
-    chunk_size: int  # texts per step of the driver, which commits the cache after each step
-    max_segment_bytes: int  # longer texts are sent in parts cut at sentence ends (UTF-8 bytes)
-
-    def translate(self, segments: Sequence[str]) -> list[str]:
-        """Translations of ``segments``, in order; raises ``TranslationError`` when it cannot."""
-        ...
-
-
-class TranslationError(RuntimeError):
-    """A backend could not translate (service errors past the retry budget, an empty translation, ...)."""
+HELP = "translate the texts of triplets (aws or hf backend)"
 
 
-def split_by_bytes(text: str, max_bytes: int) -> list[str]:
-    """Parts of ``text``, each at most ``max_bytes`` in UTF-8, cut at sentence ends where possible.
-
-    Whole sentences are packed into parts; a sentence longer than the limit is cut at spaces, and a word
-    longer than the limit at character boundaries. Joining the parts with single spaces restores the text up
-    to the whitespace between parts.
-    """
-    if len(text.encode("utf-8")) <= max_bytes:
-        return [text]
-    pieces: list[str] = []
-    for sentence in SENTENCE_END.split(text):
-        if len(sentence.encode("utf-8")) <= max_bytes:
-            pieces.append(sentence)
-            continue
-        for word in sentence.split():
-            while len(word.encode("utf-8")) > max_bytes:
-                cut = len(word.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore"))
-                pieces.append(word[:cut])
-                word = word[cut:]
-            pieces.append(word)
-    parts: list[str] = []
-    for piece in pieces:
-        joined = f"{parts[-1]} {piece}" if parts else piece
-        if parts and len(joined.encode("utf-8")) <= max_bytes:
-            parts[-1] = joined
-        else:
-            parts.append(piece)
-    return parts
-
-
-def unique_texts(records: Sequence[dict]) -> list[str]:
-    """Every query and passage text of triplet records, each once, in first-seen order."""
-    seen: dict[str, None] = {}
-    for record in records:
-        seen[record["query"]] = None
-        for text in (*record["pos"], *record.get("neg", [])):
-            seen[text] = None
-    return list(seen)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input", nargs="?", help="triplet JSONL or MS MARCO triples TSV (query, positive, negative)"
+    )
+    parser.add_argument(
+        "--queries", help="MS MARCO queries.tsv (with --collection and --qrels instead of INPUT)"
+    )
+    parser.add_argument("--collection", help="MS MARCO collection.tsv")
+    parser.add_argument("--qrels", help="qrels (TREC 'qid 0 pid rel' or 'qid pid')")
+    parser.add_argument("--out", required=True, help="translated triplet JSONL")
+    parser.add_argument("--limit", type=int, default=None, help="translate only the first N triplets")
+    parser.add_argument("--source", default="en", help="source language code (en)")
+    parser.add_argument("--target", default="ko", help="target language code (ko)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="aws")
+    parser.add_argument("--cache", help="translation cache (SQLite; default: OUT.translations.sqlite)")
+    parser.add_argument("--dry-run", action="store_true", help="print the characters to translate and stop")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="texts per cache commit (default: the backend's)")  # fmt: skip
+    aws = parser.add_argument_group("aws backend")
+    aws.add_argument("--region", default=None, help="AWS region (default: the boto3 configuration)")
+    aws.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    aws.add_argument("--max-request-bytes", type=int, default=10_000)
+    aws.add_argument("--max-retry-seconds", type=float, default=300.0, help="give up on a request after this")
+    hf = parser.add_argument_group("hf backend")
+    hf.add_argument(
+        "--model", help="seq2seq model folder or hub name (e.g. facebook/nllb-200-distilled-600M)"
+    )
+    hf.add_argument("--batch-size", type=int, default=16)
+    hf.add_argument("--max-length", type=int, default=512, help="tokens in and out per segment")
+    hf.add_argument("--num-beams", type=int, default=1)
+    hf.add_argument("--device", default=None)
+    hf.add_argument("--dtype", default=None, help="float16 on GPU by default, float32 on CPU")
 
 
-class Plan:
-    """Which texts a run still has to send, given the cache: ``pending`` and the number of characters."""
-
-    def __init__(self, texts: Sequence[str], keys: Sequence[str], cached: dict[str, str]) -> None:
-        self.texts, self.keys, self.cached = list(texts), list(keys), cached
-        self.pending = [i for i, key in enumerate(keys) if key not in cached]
-        self.characters = sum(len(self.texts[i]) for i in self.pending)
-
-    def summary(self) -> str:
-        cached = len(self.texts) - len(self.pending)
-        return (
-            f"{len(self.texts)} unique texts, {cached} already in the cache; "
-            f"{len(self.pending)} texts, {self.characters} characters to translate"
+def read_input(
+    input: str | Path | None,
+    queries: str | Path | None = None,
+    collection: str | Path | None = None,
+    qrels: str | Path | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Triplet records from a triplet JSONL, a triples TSV, or MS MARCO queries + collection + qrels."""
+    if input and not queries:
+        path = Path(input)
+        records = read_triples_tsv(path) if path.suffix == ".tsv" else read_triplet_records(path)
+    elif queries and collection and qrels and not input:
+        judged, corpus, _ = read_judged_queries(queries, collection, qrels)
+        records = [{"query": q["query"], "pos": [corpus[p] for p in q["pos_ids"]], "neg": []} for q in judged]
+    else:
+        raise InputError(
+            "give either INPUT (triplet JSONL or triples TSV) or --queries, --collection and --qrels"
         )
+    return records[:limit] if limit is not None else records
 
 
-def plan(texts: Sequence[str], backend_name: str, model: str, source: str, target: str, cache: Cache) -> Plan:
-    keys = [cache_key(backend_name, model, source, target, text) for text in texts]
-    return Plan(texts, keys, cache.get_many(keys))
-
-
-def run_plan(
-    job: Plan,
-    backend: Backend,
-    cache: Cache,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, str]:
-    """Translate the pending texts chunk by chunk, committing each chunk; returns ``text → translation``."""
-    done = dict(job.cached)
-    for start in range(0, len(job.pending), backend.chunk_size):
-        chunk = job.pending[start : start + backend.chunk_size]
-        parts = [split_by_bytes(job.texts[i], backend.max_segment_bytes) for i in chunk]
-        segments = list(dict.fromkeys(segment for text_parts in parts for segment in text_parts))
-        translated = backend.translate(segments)
-        if len(translated) != len(segments):
-            raise TranslationError(
-                f"backend {backend.name} returned {len(translated)} texts for {len(segments)}"
-            )
-        for segment, translation in zip(segments, translated, strict=True):
-            if not translation.strip():
-                raise TranslationError(
-                    f"backend {backend.name} returned an empty translation for {segment!r:.80}; "
-                    "the translations finished before it are kept in the cache"
-                )
-        by_segment = dict(zip(segments, translated, strict=True))
-        items = [
-            (job.keys[i], " ".join(by_segment[s] for s in text_parts))
-            for i, text_parts in zip(chunk, parts, strict=True)
-        ]
-        cache.put_many(items)
-        done.update(items)
-        if progress is not None:
-            progress(len(chunk))
-    return {text: done[key] for text, key in zip(job.texts, job.keys, strict=True)}
-
-
-def translate_records(records: Sequence[dict], translation: dict[str, str]) -> list[dict]:
-    """Records with query and passages replaced by their translations (other fields kept as they are)."""
-    out = []
-    for record in records:
-        new = dict(record)
-        new["query"] = translation[record["query"]]
-        new["pos"] = [translation[t] for t in record["pos"]]
-        if "neg" in record:
-            new["neg"] = [translation[t] for t in record["neg"]]
-        out.append(new)
-    return out
-
-
-def progress_bar(total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A tqdm bar on stderr counting texts (its rate is texts/s): ``(advance, close)``."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, unit="texts", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-    return bar.update, bar.close
-
-
-def make_backend(name: str, **options) -> Backend:
-    if name not in BACKENDS:
-        raise InputError(f"unknown translation backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[name](**options)
-
-
-def _aws(**options) -> Backend:
-    from reranker.preparation.translate_aws import AwsTranslate
-
-    return AwsTranslate(**options)
-
-
-def _hf(**options) -> Backend:
-    from reranker.preparation.translate_hf import HfTranslate
-
-    return HfTranslate(**options)
-
-
-# Backends by name: a factory taking the command-line options (``source``, ``target`` and the backend's own).
-BACKENDS: dict[str, Callable[..., Backend]] = {"aws": _aws, "hf": _hf}
+def prepare_translate(
+    input: str | Path | None = None,
+    *,
+    out: str | Path,
+    queries: str | Path | None = None,
+    collection: str | Path | None = None,
+    qrels: str | Path | None = None,
+    limit: int | None = None,
+    source: str = "en",
+    target: str = "ko",
+    backend: str = "aws",
+    cache: str | Path | None = None,
+    dry_run: bool = False,
+    chunk_size: int | None = None,
+    region: str | None = None,
+    concurrency: int = 8,
+    max_request_bytes: int = 10_000,
+    max_retry_seconds: float = 300.0,
+    model: str | None = None,
+    batch_size: int = 16,
+    max_length: int = 512,
+    num_beams: int = 1,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> dict:
+    """Write the translated triplets to ``out``; returns a summary (with ``dry_run``, only the summary)."""
+    records = read_input(input, queries, collection, qrels, limit)
+    texts = driver.unique_texts(records)
+    options = {"source": source, "target": target}
+    if backend == "aws":
+        options.update(region=region, concurrency=concurrency, max_request_bytes=max_request_bytes,
+                       max_retry_seconds=max_retry_seconds)  # fmt: skip
+    elif backend == "hf":
+        options.update(model_name=model, batch_size=batch_size, max_length=max_length,
+                       num_beams=num_beams, device=device, dtype=dtype)  # fmt: skip
+    store = Cache(cache or f"{out}.translations.sqlite")
+    try:
+        # The plan needs only the backend's cache identity; the backend (a model, a client) is built after it.
+        identity = backend_identity(backend, **options)
+        job = driver.plan(texts, backend, identity, source, target, store)
+        print(job.summary(), file=sys.stderr)
+        summary = {"triplets": len(records), "unique_texts": len(texts), "characters_to_send": job.characters}
+        if dry_run:
+            return summary
+        translator = make_backend(backend, **options)
+        if translator.model != identity:
+            raise RuntimeError(f"backend {backend} identifies as {translator.model!r}, expected {identity!r}")
+        if chunk_size is not None:
+            if chunk_size < 1:
+                raise InputError(f"--chunk-size must be >= 1, got {chunk_size}")
+            translator.chunk_size = chunk_size
+        advance, close = driver.progress_bar(len(job.pending))
+        try:
+            translation = driver.run_plan(job, translator, store, advance)
+        except TranslationError as err:
+            raise InputError(str(err)) from None
+        finally:
+            close()
+    finally:
+        store.close()
+    write_jsonl(out, driver.translate_records(records, translation))
+    return summary

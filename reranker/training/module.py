@@ -11,6 +11,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
+from reranker.core.grid import to_grid
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.model.adapters import LoraSettings, apply_lora
@@ -289,16 +290,13 @@ class RerankerModule(L.LightningModule):
         scores = self(batch["features"]).float()  # [N]
         num_queries = batch["num_queries"]
         num_columns = int(batch["column"].max()) + 1
-        dense = scores.new_full((num_queries, num_columns), float("-inf"))  # [Q, C]
-        relevance = torch.zeros_like(dense, dtype=torch.bool)
-        candidate_mask = torch.zeros_like(dense, dtype=torch.bool)
-        dense[batch["row"], batch["column"]] = scores
-        relevance[batch["row"], batch["column"]] = batch["relevance"]
-        candidate_mask[batch["row"], batch["column"]] = True
+        rows, columns, shape = batch["row"], batch["column"], (num_queries, num_columns)
+        dense = to_grid(rows, columns, scores, shape, float("-inf"))  # [Q, C]
+        relevance = to_grid(rows, columns, batch["relevance"].bool(), shape, False)
+        candidate_mask = to_grid(rows, columns, torch.ones_like(rows, dtype=torch.bool), shape, False)
         update_all(self.val_metrics, dense, relevance, candidate_mask)
         if self.fused_metrics is not None and "first_stage" in batch:
-            first_stage = torch.zeros_like(dense, dtype=torch.float64)  # [Q, C]
-            first_stage[batch["row"], batch["column"]] = batch["first_stage"]
+            first_stage = to_grid(rows, columns, batch["first_stage"].double(), shape, 0.0)  # [Q, C]
             self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)
             self.fused_updated = True
 

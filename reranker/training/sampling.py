@@ -22,6 +22,7 @@ import datasets
 from torch.utils.data import Dataset, Sampler
 
 from reranker.core.errors import InputError
+from reranker.core.sampling import fill_distinct
 
 
 def build_corpus(records: datasets.Dataset) -> list[str]:
@@ -52,18 +53,7 @@ def draw_negatives(
     """``count`` distinct negatives: the query's own first (a random subset), then random corpus passages."""
     own_unique = [text for text in dict.fromkeys(own) if text not in positives]
     chosen = rng.sample(own_unique, min(count, len(own_unique)))
-    taken = set(chosen)
-    # Rejection sampling is fast while most of the corpus is eligible; a full scan covers the rest.
-    attempts = 0
-    while len(chosen) < count and attempts < 8 * count + 32:
-        text = corpus[rng.randrange(len(corpus))]
-        attempts += 1
-        if text not in positives and text not in taken:
-            chosen.append(text)
-            taken.add(text)
-    if len(chosen) < count:
-        eligible = [text for text in corpus if text not in positives and text not in taken]
-        chosen.extend(rng.sample(eligible, min(count - len(chosen), len(eligible))))
+    fill_distinct(rng, corpus, chosen, count, lambda text: text in positives)
     if len(chosen) < count:
         # The pool is exhausted (checked at setup not to happen); repeat rather than shrink the group.
         chosen.extend(rng.choices(chosen or list(corpus), k=count - len(chosen)))

@@ -8,14 +8,26 @@ options of :func:`add_retriever_arguments`; :func:`build_retriever` turns them i
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 from reranker.core.errors import InputError
 from reranker.preparation.retrievers.base import Hits, Retriever
 
 NAMES = ("bm25", "dense", "hybrid")
 
-__all__ = ["NAMES", "Hits", "Retriever", "add_retriever_arguments", "build_retriever", "retriever_options"]
+__all__ = [
+    "NAMES",
+    "Hits",
+    "Retriever",
+    "RetrieverSpec",
+    "add_retriever_arguments",
+    "build_retriever",
+    "clamp_depth",
+    "open_retriever",
+    "pop_retriever_arguments",
+    "retriever_options",
+]
 
 
 def add_retriever_arguments(parser: argparse.ArgumentParser, default: str = "bm25") -> None:
@@ -57,23 +69,56 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, default: str = "bm2
     group.add_argument("--retriever-dtype", default=None, help="float16/bfloat16 on a GPU; float32 on CPU")
 
 
+# Command-line destination → keyword of :func:`build_retriever`.
+OPTIONS = {
+    "bm25_tokenizer": "bm25_tokenizer",
+    "dense_model": "dense_model",
+    "pooling": "pooling",
+    "query_prefix": "query_prefix",
+    "passage_prefix": "passage_prefix",
+    "normalize": "normalize",
+    "dense_batch_size": "batch_size",
+    "dense_max_length": "max_length",
+    "embedding_cache": "cache_dir",
+    "index": "index",
+    "hybrid_weight": "hybrid_weight",
+    "retriever_device": "device",
+    "retriever_dtype": "dtype",
+}
+
+# What a command's keyword function accepts as ``retriever``: a name, or a function building a retriever over
+# the passages it is given (for a first stage that is not one of :data:`NAMES`).
+RetrieverSpec = str | Callable[[Sequence[str]], Retriever]
+
+
 def retriever_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`build_retriever` from parsed ``--retriever`` options."""
-    return {
-        "bm25_tokenizer": args.bm25_tokenizer,
-        "dense_model": args.dense_model,
-        "pooling": args.pooling,
-        "query_prefix": args.query_prefix,
-        "passage_prefix": args.passage_prefix,
-        "normalize": args.normalize,
-        "batch_size": args.dense_batch_size,
-        "max_length": args.dense_max_length,
-        "cache_dir": args.embedding_cache,
-        "index": args.index,
-        "hybrid_weight": args.hybrid_weight,
-        "device": args.retriever_device,
-        "dtype": args.retriever_dtype,
-    }
+    return {keyword: getattr(args, dest) for dest, keyword in OPTIONS.items()}
+
+
+def pop_retriever_arguments(arguments: dict) -> tuple[str, dict]:
+    """``--retriever`` and the options of :func:`build_retriever`, taken out of a command's parsed arguments."""
+    return arguments.pop("retriever"), {keyword: arguments.pop(dest) for dest, keyword in OPTIONS.items()}
+
+
+def clamp_depth(k: int, corpus_size: int, flag: str) -> int:
+    """``k`` neighbours, or the whole corpus when it holds fewer (said once, on stderr)."""
+    if k <= corpus_size:
+        return k
+    print(
+        f"note: {flag} asks for {k} passages; the corpus holds {corpus_size}, using {corpus_size}",
+        file=sys.stderr,
+    )
+    return corpus_size
+
+
+def open_retriever(
+    retriever: RetrieverSpec, passages: Sequence[str], options: dict | None = None
+) -> Retriever:
+    """The first stage over ``passages``: by name with ``options``, or built by the given function."""
+    if callable(retriever):
+        return retriever(passages)
+    return build_retriever(retriever, passages, **(options or {}))
 
 
 def build_retriever(

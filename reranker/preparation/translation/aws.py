@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from reranker.core.errors import InputError
-from reranker.preparation.translate import TranslationError
+from reranker.preparation.translation.base import TranslationError
 
 # translate_text accepts at most 10,000 bytes of UTF-8 text per request (service quota).
 MAX_REQUEST_BYTES = 10_000

@@ -1,4 +1,6 @@
-"""A persistent key → text store (SQLite) that lets a killed translation or scoring run resume.
+"""The one score and translation cache: a persistent key → text store (SQLite) that lets a killed
+translation or scoring run resume, and a later run skip what an earlier one computed (``evaluate --cache``,
+``prepare mine``/``teacher``/``translate``).
 
 Keys are SHA-256 digests of the parts that determine a result (backend, model, language pair, text; or model,
 length limit, pair), so a cache file can be shared by several models and language pairs. Every ``put`` is
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 
@@ -52,3 +54,33 @@ class Cache:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def cached_scores(
+    pairs: Sequence[tuple[str, str]],
+    score: Callable[[list[tuple[str, str]]], Sequence[float]],
+    identity: Sequence[str],
+    cache: Cache,
+    chunk_size: int = 4096,
+    progress: Callable[[int], None] | None = None,
+) -> dict[tuple[str, str], float]:
+    """Scores of ``pairs``: from the cache where present, else from ``score`` in chunks committed one by one.
+
+    ``identity`` holds what determines a score besides the pair (the model, its length limit, ...). Pending
+    pairs go longest first, so a batch too large for memory fails at once.
+    """
+    keys = [cache_key(*identity, query, passage) for query, passage in pairs]
+    cached = cache.get_many(keys)
+    pending = sorted(
+        (i for i, key in enumerate(keys) if key not in cached), key=lambda i: -sum(map(len, pairs[i]))
+    )
+    for start in range(0, len(pending), chunk_size):
+        chunk = pending[start : start + chunk_size]
+        values = score([pairs[i] for i in chunk])
+        # repr() of a float reads back as the same float: cached and fresh runs write identical files.
+        items = [(keys[i], repr(float(v))) for i, v in zip(chunk, values, strict=True)]
+        cache.put_many(items)
+        cached.update(items)
+        if progress is not None:
+            progress(len(chunk))
+    return {pair: float(cached[key]) for pair, key in zip(pairs, keys, strict=True)}

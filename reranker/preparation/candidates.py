@@ -1,0 +1,104 @@
+"""``prepare candidates``: for each evaluation query, the first stage's top-k over the evaluation corpus.
+
+Writes queries JSONL ``{qid, query, pos_ids, candidate_ids, candidate_scores, forced}`` in first-stage order
+(``candidate_scores``: each candidate's first-stage score, for fusion; BM25 by default, ``--retriever``
+picks another). A gold passage missing from the top k replaces the last candidate, and ``forced`` records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from reranker.core.errors import InputError
+from reranker.core.fields import id_list_field, text_field
+from reranker.core.jsonl import read_jsonl, where
+from reranker.preparation.records import write_jsonl
+from reranker.preparation.retrievers import (
+    RetrieverSpec,
+    add_retriever_arguments,
+    clamp_depth,
+    open_retriever,
+)
+
+HELP = "first-stage top-k candidates for evaluation queries"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queries", required=True, help="queries JSONL {qid, query, pos_ids}")
+    parser.add_argument("--corpus", required=True, help="corpus JSONL {id, text}")
+    parser.add_argument("--out", required=True, help="queries JSONL with candidate_ids")
+    parser.add_argument("--top-k", type=int, default=20)
+    add_retriever_arguments(parser)
+
+
+def _read_corpus(path: Path) -> tuple[list[str], list[str]]:
+    """Passage ids and texts of a corpus JSONL ``{id, text}``, in file order; a repeated id is an error."""
+    ids, texts, seen = [], [], set()
+    for number, record in read_jsonl(path):
+        passage_id = text_field(record, "id", where(path, number))
+        if passage_id in seen:
+            raise InputError(f"{where(path, number)}: field 'id': duplicate passage id {passage_id!r}")
+        seen.add(passage_id)
+        ids.append(passage_id)
+        texts.append(text_field(record, "text", where(path, number)))
+    return ids, texts
+
+
+def _read_queries(path: Path, position: dict[str, int], corpus: Path) -> list[dict]:
+    """Queries ``{qid, query, pos_ids}`` whose every gold id is a corpus passage."""
+    records = []
+    for number, record in read_jsonl(path):
+        text_field(record, "qid", where(path, number))
+        text_field(record, "query", where(path, number))
+        pos_ids = id_list_field(record, "pos_ids", where(path, number))
+        missing = [p for p in pos_ids if p not in position]
+        if missing or not pos_ids:
+            raise InputError(f"{where(path, number)}: field 'pos_ids' names no corpus passage {missing}")
+        records.append(record)
+    return records
+
+
+def prepare_candidates(
+    queries: str | Path,
+    corpus: str | Path,
+    out: str | Path,
+    top_k: int = 20,
+    bm25_tokenizer: str = "bigram",
+    retriever: RetrieverSpec = "bm25",
+    retriever_options: dict | None = None,
+) -> dict:
+    """Write ``queries`` with the first stage's top-``top_k`` ``candidate_ids`` over ``corpus`` to ``out``;
+    returns a summary. ``retriever_options`` are :func:`build_retriever`'s."""
+    if top_k < 1:
+        raise InputError(f"top_k must be >= 1, got {top_k}")
+    queries, corpus = Path(queries), Path(corpus)
+    ids, texts = _read_corpus(corpus)
+    position = {passage_id: i for i, passage_id in enumerate(ids)}
+    query_records = _read_queries(queries, position, corpus)
+    options = {"bm25_tokenizer": bm25_tokenizer, **(retriever_options or {})}
+    first_stage = open_retriever(retriever, texts, options)
+    depth = clamp_depth(top_k, len(ids), "--top-k")
+    hits = first_stage.search([query["query"] for query in query_records], depth)
+    records, found, reciprocal = [], 0, 0.0
+    for query, hit in zip(query_records, hits, strict=True):
+        ranked = [ids[i] for i in hit.indices]
+        scores = list(hit.scores)
+        rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
+        found += rank > 0
+        reciprocal += 1.0 / rank if 0 < rank <= 10 else 0.0
+        if not rank:
+            # The forced-in gold carries its own (lower) first-stage score, for fusion.
+            ranked[-1] = query["pos_ids"][0]
+            scores[-1] = first_stage.score([query["query"]], [[position[ranked[-1]]]])[0][0]
+        records.append({**query, "candidate_ids": ranked, "candidate_scores": scores, "forced": not rank})
+    count = write_jsonl(Path(out), records)
+    return {
+        "tokenizer": options["bm25_tokenizer"],
+        "top_k": top_k,
+        "queries": count,
+        "corpus": len(ids),
+        f"recall@{top_k}": round(found / max(count, 1), 6),
+        "mrr@10": round(reciprocal / max(count, 1), 6),
+        "forced": count - found,
+    }
