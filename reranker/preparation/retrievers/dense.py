@@ -1,0 +1,133 @@
+"""Dense first stage: a bi-encoder embeds queries and passages, FAISS ranks passages by inner product.
+
+With normalisation (the default) the inner product is the cosine similarity. Prefixes are put before
+every query and passage (e5 models expect ``query: `` and ``passage: ``). Passage embeddings are
+encoded in shards, cached in ``cache_dir`` when given (see ``embedding_cache.py``), and searched exactly
+(``index="exact"``) or with HNSW (``index="hnsw"``, approximate; for corpora of millions of passages).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from reranker.core.errors import InputError
+from reranker.preparation.retrievers.base import Hits
+from reranker.preparation.retrievers.embedder import Embedder
+from reranker.preparation.retrievers.embedding_cache import (
+    SHARD_SIZE,
+    EmbeddingCache,
+    corpus_identity,
+    model_identity,
+)
+from reranker.preparation.retrievers.index import VectorIndex
+
+
+class DenseRetriever:
+    """A bi-encoder over a fixed list of passages behind the ``Retriever`` interface.
+
+    Args:
+        passages: the corpus, in order; hits are indices into it.
+        model: an embedding model folder or hub name (Hugging Face or sentence-transformers).
+        pooling: ``mean`` or ``cls``; None reads the model's own pooling config (an error without one).
+        query_prefix, passage_prefix: text put before each query / passage.
+        normalize: L2-normalise embeddings (inner product = cosine).
+        batch_size, max_length: texts per encoder batch, tokens per text.
+        cache_dir: folder caching the passage embeddings; None encodes them each time.
+        index: ``exact`` (FAISS ``IndexFlatIP``) or ``hnsw`` (approximate).
+        device, dtype: where and in what precision the encoder runs (float16 on a GPU, float32 on CPU).
+        shard_size: passages per cache shard.
+    """
+
+    name = "dense"
+
+    def __init__(
+        self,
+        passages: Sequence[str],
+        model: str,
+        *,
+        pooling: str | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        normalize: bool = True,
+        batch_size: int = 64,
+        max_length: int = 512,
+        cache_dir: str | None = None,
+        index: str = "exact",
+        device: str | None = None,
+        dtype: str | None = None,
+        shard_size: int = SHARD_SIZE,
+    ) -> None:
+        if not passages:
+            raise InputError("the dense retriever needs a non-empty corpus")
+        self.embedder = Embedder(model, pooling, normalize, batch_size, max_length, device, dtype)
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.index = VectorIndex(self.embedder.dim, index)
+        self.said_clamped = False
+        cache = EmbeddingCache(cache_dir, self.identity(model, passages), shard_size)
+        for shard in cache.shards(passages, self.embed_passages):
+            self.index.add(shard)
+
+    def identity(self, model: str, passages: Sequence[str]) -> dict:
+        """What the passage embeddings depend on: model, the options that shape them, and the corpus."""
+        options = {
+            "pooling": self.embedder.pooling,
+            "passage_prefix": self.passage_prefix,
+            "normalize": self.embedder.normalize,
+            "max_length": self.embedder.max_length,
+        }
+        return {
+            "model": model_identity(model, self.embedder.folder),
+            "options": options,
+            "corpus": corpus_identity(passages),
+        }
+
+    def embed_passages(self, passages: Sequence[str]) -> np.ndarray:
+        """Passage embeddings ``[N, D]`` (float32)."""
+        return self.embedder.encode(passages, self.passage_prefix)
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Query embeddings ``[Q, D]`` (float32)."""
+        return self.embedder.encode(queries, self.query_prefix)
+
+    def clamp(self, k: int) -> int:
+        """``k`` at most the corpus size; said once on stderr when it is cut."""
+        if k < 1:
+            raise InputError(f"the number of passages to retrieve must be >= 1, got {k}")
+        size = self.index.size
+        if k > size and not self.said_clamped:
+            print(
+                f"k={k} is more than the corpus's {size} passages; returning {size} per query",
+                file=sys.stderr,
+            )
+            self.said_clamped = True
+        return min(k, size)
+
+    def search(self, queries: Sequence[str], k: int) -> list[Hits]:
+        k = self.clamp(k)
+        if not queries:
+            return []
+        scores, indices = self.index.search(self.embed_queries(queries), k)  # [Q, k]
+        return [
+            Hits(
+                [int(i) for i in row_indices if i >= 0],
+                [float(s) for s, i in zip(row_scores, row_indices, strict=True) if i >= 0],
+            )
+            for row_scores, row_indices in zip(scores, indices, strict=True)
+        ]
+
+    def score(self, queries: Sequence[str], passages: Sequence[Sequence[int]]) -> list[list[float]]:
+        if len(queries) != len(passages):
+            raise ValueError(f"{len(queries)} queries but {len(passages)} passage lists")
+        if not queries:
+            return []
+        for indices in passages:
+            if any(not 0 <= i < self.index.size for i in indices):
+                raise ValueError(f"passage indices must be in [0, {self.index.size}), got {list(indices)}")
+        embedded = self.embed_queries(queries)  # [Q, D]
+        return [
+            (self.index.vectors(list(indices)) @ query).astype(float).tolist()  # [n]
+            for query, indices in zip(embedded, passages, strict=True)
+        ]
