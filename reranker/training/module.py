@@ -11,6 +11,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
+from reranker.evaluation.first_stage import PerQueryRanks
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.model.adapters import LoraSettings, apply_lora
@@ -98,7 +99,7 @@ class RerankerModule(L.LightningModule):
             consecutive batches whose loss is NaN or infinite (on any rank). The optimiser update such a
             batch contributes to is skipped on every rank, and the batch is counted.
         fusion_method: when the validation candidates carry first-stage scores, validation also logs
-            ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
+            the first stage's own ``val/first_stage_*`` (once: they do not change) and ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
             ``minmax``, at the weight a that is best on that validation set) and ``val/fused_weight``;
             checkpoints and exports record that mix. None turns this off.
     """
@@ -159,7 +160,14 @@ class RerankerModule(L.LightningModule):
             self.strict_loading = False
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
         self.fused_metrics = FusedMetrics(mrr_k, hit_ks, fusion_method) if fusion_method else None
-        self.fused_updated = False
+        # The first stage's ranking of the validation lists, by its scores: logged at the first full
+        # validation and kept (first_stage_values) for the report.
+        self.first_stage_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
+        self.first_stage_values: dict[str, float] | None = None
+        self.first_stage_seen = False
+        # Per-query ranks of the last full validation, in validation-set order, for paired tests.
+        self.per_query = PerQueryRanks()
+        self.validation_ranks: dict[str, list[int]] | None = None
         self.fusion: dict | None = None  # the mix chosen at the last validation with first-stage scores
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0
@@ -286,12 +294,17 @@ class RerankerModule(L.LightningModule):
         dense[batch["row"], batch["column"]] = scores
         relevance[batch["row"], batch["column"]] = batch["relevance"]
         candidate_mask[batch["row"], batch["column"]] = True
-        update_all(self.val_metrics, dense, relevance, candidate_mask)
-        if self.fused_metrics is not None and "first_stage" in batch:
+        rank = update_all(self.val_metrics, dense, relevance, candidate_mask)  # [Q]
+        if "first_stage" in batch:
             first_stage = torch.zeros_like(dense, dtype=torch.float64)  # [Q, C]
             first_stage[batch["row"], batch["column"]] = batch["first_stage"]
-            self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)
-            self.fused_updated = True
+            self.first_stage_seen = True
+            self.per_query.add("reranker", rank)
+            first_rank = update_all(self.first_stage_metrics, first_stage, relevance, candidate_mask)  # [Q]
+            self.per_query.add("first_stage", first_rank)
+            if self.fused_metrics is not None:
+                fused = self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)  # [Q, W]
+                self.per_query.add("fused", fused)
 
     def on_validation_epoch_end(self) -> None:
         plain = {}
@@ -299,16 +312,29 @@ class RerankerModule(L.LightningModule):
             plain[name] = metric.compute()
             self.log(f"val/{name}", plain[name], prog_bar=name.startswith("mrr"))
             metric.reset()
-        if self.fused_metrics is not None:
-            self._log_fused_metrics(plain)
-
-    def _log_fused_metrics(self, plain: dict[str, torch.Tensor]) -> None:
-        """``val/fused_<metric>`` at the best a of this validation, and ``val/fused_weight`` (a)."""
-        # Reduced over ranks: a rank that drew no scored query must still join the metric reduction.
-        seen = self.trainer.strategy.reduce(torch.tensor(float(self.fused_updated)), reduce_op="sum")
-        self.fused_updated = False
+        # Reduced over ranks: a rank that drew no scored query must still join the metric reductions.
+        seen = self.trainer.strategy.reduce(torch.tensor(float(self.first_stage_seen)), reduce_op="sum")
+        self.first_stage_seen = False
         if float(seen) == 0:
+            self.per_query.clear()
             return
+        full = not self.trainer.sanity_checking
+        first_stage = {name: float(metric.compute()) for name, metric in self.first_stage_metrics.items()}
+        for metric in self.first_stage_metrics.values():
+            metric.reset()
+        if full and self.first_stage_values is None:
+            self.first_stage_values = first_stage
+            for name, value in first_stage.items():
+                self.log(f"val/first_stage_{name}", value)
+        fused_column = None
+        if self.fused_metrics is not None:
+            fused_column = self.fused_metrics.chosen_index(self._log_fused_metrics(plain))
+        ranks = self.per_query.gather(fused_column)  # every rank joins the gather
+        if full:
+            self.validation_ranks = ranks
+
+    def _log_fused_metrics(self, plain: dict[str, torch.Tensor]) -> float:
+        """``val/fused_<metric>`` at the best a of this validation, and ``val/fused_weight`` (a); returns a."""
         weight, values = self.fused_metrics.compute()
         self.fused_metrics.reset()
         for name, value in values.items():
@@ -322,6 +348,7 @@ class RerankerModule(L.LightningModule):
             f"val/fused_{mrr_name}": float(values[mrr_name]),
             f"val/{mrr_name}": float(plain[mrr_name]),
         }
+        return weight
 
     def _sharded_or_mixed(self) -> bool:
         trainer = self.trainer
