@@ -99,9 +99,14 @@ class RerankerModule(L.LightningModule):
             consecutive batches whose loss is NaN or infinite (on any rank). The optimiser update such a
             batch contributes to is skipped on every rank, and the batch is counted.
         fusion_method: when the validation candidates carry first-stage scores, validation also logs
-            the first stage's own ``val/first_stage_*`` (once: they do not change) and ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
+            ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
             ``minmax``, at the weight a that is best on that validation set) and ``val/fused_weight``;
             checkpoints and exports record that mix. None turns this off.
+
+    With first-stage scores, validation also logs the first stage's own ``val/first_stage_*`` once (its
+    ranking of the lists by those scores does not change) and keeps, from every full validation, each
+    query's rank by the first stage, the reranker and the fused mix (``validation_ranks``) for the
+    paired tests of the end-of-training report.
     """
 
     def __init__(
