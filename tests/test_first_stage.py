@@ -15,6 +15,7 @@ import torch
 from conftest import TOPICS, make_records, write_jsonl
 from test_train import compose_config, run_cli, tiny_run_overrides
 
+from reranker.core.tables import metric_order
 from reranker.evaluation.evalsets import load_eval_set, read_triplet_eval
 from reranker.evaluation.evaluate import FIRST_STAGE, evaluate, run
 from reranker.evaluation.first_stage import compare_with_first_stage
@@ -224,3 +225,15 @@ def test_two_processes_report_the_first_stage_and_paired_tests_of_one(tiny_bert,
     single = compare_with_first_stage(trained.validation_ranks, 10, (1, 3, 5))
     assert {k: v for k, v in ddp.items() if k.startswith("paired/")} == single
     assert len(single) == 1 + 2 * 2 * 4
+
+
+def test_the_reranker_metric_leads_the_first_stage_and_fused_ones():
+    # The leaderboard's default metric is the first of this order: the reranker's own, not a derived one.
+    names = ["val/first_stage_mrr@10", "val/fused_mrr@10", "val/mrr@10", "val/hit@1", "val/first_stage_hit@1"]
+    assert metric_order(names) == [
+        "val/mrr@10",
+        "val/first_stage_mrr@10",
+        "val/fused_mrr@10",
+        "val/hit@1",
+        "val/first_stage_hit@1",
+    ]
