@@ -26,7 +26,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
-from reranker.core.tables import format_comparison
+from reranker.core.tables import below_first_stage, format_comparison
+from reranker.evaluation.first_stage import compare_with_first_stage
 from reranker.serving.export import export_checkpoint
 from reranker.training.checkpoint_io import AtomicCheckpointIO
 from reranker.training.config import register_resolvers, unknown_config_choice
@@ -139,8 +140,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     # Without a validation during fit (max_steps reached mid-epoch) there is no best: use the last.
     best_path = (checkpoint.best_model_path or checkpoint.last_model_path) if checkpoint is not None else ""
-    final = _validate(trainer, module_to_validate(), datamodule, ckpt_path=best_path or None)
+    validated = module_to_validate()
+    final = _validate(trainer, validated, datamodule, ckpt_path=best_path or None)
     metrics.update(final)
+    if final:
+        metrics.update(_against_first_stage(validated, cfg))
 
     if trainer.is_global_zero:
         if cfg.get("export_dir") and best_path:
@@ -177,6 +181,19 @@ def _finish_wandb(exit_code: int = 0) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def _against_first_stage(module, cfg: DictConfig) -> dict[str, float]:
+    """``val/first_stage_*`` and the paired tests of the best checkpoint's reranker and fused rankings
+    against the first stage on the validation lists; empty when they carry no first-stage scores."""
+    if module.first_stage_values is None or module.validation_ranks is None:
+        return {}
+    metrics = {f"val/first_stage_{name}": value for name, value in module.first_stage_values.items()}
+    if module.trainer.is_global_zero:  # the paired tests are rank zero's report; every rank holds the ranks
+        metrics.update(
+            compare_with_first_stage(module.validation_ranks, cfg.metrics.mrr_k, tuple(cfg.metrics.hit_ks))
+        )
+    return metrics
+
+
 def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resuming: bool) -> dict[str, float]:
     """``zero_shot/*`` metrics of the base model. A resumed run reads those of its first start: under
     Slurm, Lightning would validate the requeue checkpoint instead of the model it is given."""
@@ -184,7 +201,12 @@ def _zero_shot(trainer: L.Trainer, module, datamodule, output_dir: Path, resumin
     if resuming and saved.is_file():
         return json.loads(saved.read_text())
     result = _validate(trainer, module, datamodule)
-    metrics = {f"zero_shot/{k.split('/', 1)[1]}": v for k, v in result.items()}
+    # The first stage's metrics do not change with training: the report takes them from the module.
+    metrics = {
+        f"zero_shot/{k.split('/', 1)[1]}": v
+        for k, v in result.items()
+        if not k.startswith("val/first_stage_")
+    }
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -199,6 +221,9 @@ def _write_report(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, 
     table = format_comparison(metrics)
     if table:
         print(table)
+    warning = below_first_stage(metrics)
+    if warning:
+        print(warning)
 
 
 def _input_error(err: BaseException | None) -> InputError | None:

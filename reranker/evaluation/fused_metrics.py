@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reranker.evaluation.metrics import ranking_metrics
+from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.evaluation.tuning import GRID, choose_weight
 from reranker.model.fusion import WEIGHTED, Fusion, fuse
 
@@ -49,18 +49,24 @@ class FusedMetrics(nn.Module):
         first_stage: torch.Tensor,
         relevance: torch.Tensor,
         candidate_mask: torch.Tensor,
-    ) -> None:
-        """Add a batch of queries; every argument is ``[Q, C]``."""
+    ) -> torch.Tensor:
+        """Add a batch of queries; every argument is ``[Q, C]``. Returns each query's first relevant rank
+        at every weight, ``[Q, W]``, from which the rank at the chosen a is picked for paired tests."""
+        ranks = []
         for weight, metrics in zip(self.grid, self.by_weight, strict=True):
             fused = fuse(reranker, first_stage, Fusion(self.method, weight), candidate_mask)  # [Q, C]
-            for metric in metrics.values():
-                metric.update(fused, relevance, candidate_mask)
+            ranks.append(update_all(metrics, fused, relevance, candidate_mask))  # [Q]
+        return torch.stack(ranks, dim=1)  # [Q, W]
 
     def compute(self) -> tuple[float, dict[str, torch.Tensor]]:
         """``(a, {metric name: value at a})`` with a the grid weight of the best MRR@k."""
         values = [{name: metric.compute() for name, metric in metrics.items()} for metrics in self.by_weight]
         best = choose_weight(self.grid, [float(v[self.mrr_name]) for v in values])
         return self.grid[best], values[best]
+
+    def chosen_index(self, weight: float) -> int:
+        """Column of ``weight`` in the ``[Q, W]`` ranks :meth:`update` returns."""
+        return self.grid.index(weight)
 
     def reset(self) -> None:
         for metrics in self.by_weight:

@@ -154,12 +154,14 @@ def update_all(
     scores: torch.Tensor,
     relevance: torch.Tensor,
     candidate_mask: torch.Tensor | None = None,
-) -> None:
-    """Update every metric of a set from one rank computation and one histogram (the costly parts)."""
+) -> torch.Tensor:
+    """Update every metric of a set from one rank computation and one histogram (the costly parts);
+    returns the ``[Q]`` first relevant ranks (for per-query values)."""
     rank = first_relevant_rank(scores, relevance, candidate_mask)  # [Q]
     histogram = rank_counts(rank, max(metric.k for metric in metrics.values()))
     for metric in metrics.values():
         metric.update(rank_histogram=histogram)
+    return rank
 
 
 def ranking_metrics(mrr_k: int = 10, hit_ks: tuple[int, ...] = (1, 3, 5)) -> dict[str, _RankMetric]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
-from reranker.core.tables import format_comparison
+from reranker.core.tables import below_first_stage, format_comparison
 from reranker.model.contract import ScoringContract
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import PACKAGED_MODELS, looks_like_path, packaged_model_path
@@ -148,6 +148,9 @@ def render_model_card(
     if metrics and any(key.startswith("val/") for key in metrics):
         lines += ["", "## Evaluation", "", "On the validation data above, at this checkpoint:", ""]
         lines += ["```", format_comparison(metrics), "```"]
+        warning = below_first_stage(metrics)
+        if warning:
+            lines += ["", f"**{warning}**"]
     if fusion:
         lines += _fusion_section(fusion)
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from reranker.core.errors import InputError
 from reranker.core.grid import to_grid
+from reranker.evaluation.first_stage import PerQueryRanks
 from reranker.evaluation.fused_metrics import FusedMetrics
 from reranker.evaluation.metrics import ranking_metrics, update_all
 from reranker.model.adapters import LoraSettings, apply_lora
@@ -103,6 +104,11 @@ class RerankerModule(L.LightningModule):
             ``val/fused_*`` (the reranker mixed with the first stage by this method, ``zscore`` or
             ``minmax``, at the weight a that is best on that validation set) and ``val/fused_weight``;
             checkpoints and exports record that mix. None turns this off.
+
+    With first-stage scores, validation also logs the first stage's own ``val/first_stage_*`` once (its
+    ranking of the lists by those scores does not change) and keeps, from every full validation, each
+    query's rank by the first stage, the reranker and the fused mix (``validation_ranks``) for the
+    paired tests of the end-of-training report.
     """
 
     def __init__(
@@ -161,7 +167,14 @@ class RerankerModule(L.LightningModule):
             self.strict_loading = False
         self.val_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
         self.fused_metrics = FusedMetrics(mrr_k, hit_ks, fusion_method) if fusion_method else None
-        self.fused_updated = False
+        # The first stage's ranking of the validation lists, by its scores: logged at the first full
+        # validation and kept (first_stage_values) for the report.
+        self.first_stage_metrics = nn.ModuleDict(ranking_metrics(mrr_k, hit_ks))
+        self.first_stage_values: dict[str, float] | None = None
+        self.first_stage_seen = False
+        # Per-query ranks of the last full validation, in validation-set order, for paired tests.
+        self.per_query = PerQueryRanks()
+        self.validation_ranks: dict[str, list[int]] | None = None
         self.fusion: dict | None = None  # the mix chosen at the last validation with first-stage scores
         self.skipped_nonfinite = 0
         self.nonfinite_in_a_row = 0
@@ -294,11 +307,16 @@ class RerankerModule(L.LightningModule):
         dense = to_grid(rows, columns, scores, shape, float("-inf"))  # [Q, C]
         relevance = to_grid(rows, columns, batch["relevance"].bool(), shape, False)
         candidate_mask = to_grid(rows, columns, torch.ones_like(rows, dtype=torch.bool), shape, False)
-        update_all(self.val_metrics, dense, relevance, candidate_mask)
-        if self.fused_metrics is not None and "first_stage" in batch:
+        rank = update_all(self.val_metrics, dense, relevance, candidate_mask)  # [Q]
+        if "first_stage" in batch:
             first_stage = to_grid(rows, columns, batch["first_stage"].double(), shape, 0.0)  # [Q, C]
-            self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)
-            self.fused_updated = True
+            self.first_stage_seen = True
+            self.per_query.add("reranker", rank)
+            first_rank = update_all(self.first_stage_metrics, first_stage, relevance, candidate_mask)  # [Q]
+            self.per_query.add("first_stage", first_rank)
+            if self.fused_metrics is not None:
+                fused = self.fused_metrics.update(dense, first_stage, relevance, candidate_mask)  # [Q, W]
+                self.per_query.add("fused", fused)
 
     def on_validation_epoch_end(self) -> None:
         plain = {}
@@ -306,16 +324,29 @@ class RerankerModule(L.LightningModule):
             plain[name] = metric.compute()
             self.log(f"val/{name}", plain[name], prog_bar=name.startswith("mrr"))
             metric.reset()
-        if self.fused_metrics is not None:
-            self._log_fused_metrics(plain)
-
-    def _log_fused_metrics(self, plain: dict[str, torch.Tensor]) -> None:
-        """``val/fused_<metric>`` at the best a of this validation, and ``val/fused_weight`` (a)."""
-        # Reduced over ranks: a rank that drew no scored query must still join the metric reduction.
-        seen = self.trainer.strategy.reduce(torch.tensor(float(self.fused_updated)), reduce_op="sum")
-        self.fused_updated = False
+        # Reduced over ranks: a rank that drew no scored query must still join the metric reductions.
+        seen = self.trainer.strategy.reduce(torch.tensor(float(self.first_stage_seen)), reduce_op="sum")
+        self.first_stage_seen = False
         if float(seen) == 0:
+            self.per_query.clear()
             return
+        full = not self.trainer.sanity_checking
+        first_stage = {name: float(metric.compute()) for name, metric in self.first_stage_metrics.items()}
+        for metric in self.first_stage_metrics.values():
+            metric.reset()
+        if full and self.first_stage_values is None:
+            self.first_stage_values = first_stage
+            for name, value in first_stage.items():
+                self.log(f"val/first_stage_{name}", value)
+        fused_column = None
+        if self.fused_metrics is not None:
+            fused_column = self.fused_metrics.chosen_index(self._log_fused_metrics(plain))
+        ranks = self.per_query.gather(fused_column)  # every rank joins the gather
+        if full:
+            self.validation_ranks = ranks
+
+    def _log_fused_metrics(self, plain: dict[str, torch.Tensor]) -> float:
+        """``val/fused_<metric>`` at the best a of this validation, and ``val/fused_weight`` (a); returns a."""
         weight, values = self.fused_metrics.compute()
         self.fused_metrics.reset()
         for name, value in values.items():
@@ -329,6 +360,7 @@ class RerankerModule(L.LightningModule):
             f"val/fused_{mrr_name}": float(values[mrr_name]),
             f"val/{mrr_name}": float(plain[mrr_name]),
         }
+        return weight
 
     def _sharded_or_mixed(self) -> bool:
         trainer = self.trainer
