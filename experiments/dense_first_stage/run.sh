@@ -48,6 +48,7 @@ eval_corpus() { if [ "$1" = korquad ]; then echo "$work/korquad/bm25/eval/corpus
 for set in korquad msmarco; do
   for retriever in bm25 dense hybrid; do
     for k in 10 30 100; do
+      [ -s "$work/$set/first_stage_${retriever}_top$k.json" ] && continue
       $PYTHON -m reranker.prepare candidates --queries "$(eval_queries $set)" --corpus "$(eval_corpus $set)" \
         --out "$work/$set/candidates_${retriever}_top$k.jsonl" --top-k "$k" --retriever "$retriever" "${dense[@]}" \
         >"$work/$set/first_stage_${retriever}_top$k.json"
