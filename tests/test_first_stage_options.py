@@ -192,7 +192,7 @@ def test_squad_negatives_and_validation_scores_come_from_the_given_retriever(tmp
 
 
 def test_scoring_model_length_defaults_to_the_models_own(tmp_path, monkeypatch):
-    import reranker.serving.inference as inference
+    import reranker.model.reranker_model as reranker_model
 
     made = []
 
@@ -204,7 +204,7 @@ def test_scoring_model_length_defaults_to_the_models_own(tmp_path, monkeypatch):
         def score(self, pairs, batch_size):
             return [0.5 for _ in pairs]
 
-    monkeypatch.setattr(inference, "Reranker", Recording)
+    monkeypatch.setattr(reranker_model, "RerankerModel", Recording)
     source = write_jsonl(
         tmp_path / "in.jsonl", [{"query": "서울", "pos": [CORPUS["p0"]], "neg": [CORPUS["p2"]]}]
     )

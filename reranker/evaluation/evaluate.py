@@ -280,12 +280,12 @@ def score_pairs(
     def score(chunk: list[tuple[str, str]]) -> list[float]:
         nonlocal reranker
         if reranker is None:  # loaded only when some pair is not in the cache
-            from reranker.serving.inference import Reranker
+            from reranker.model.reranker_model import RerankerModel
 
             print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
             # A base model's new classification head is initialised at random: seed it for repeatable rows.
             torch.manual_seed(seed)
-            reranker = Reranker(path, max_length=max_length, device=device)
+            reranker = RerankerModel(path, max_length=max_length, device=device)
         return reranker.score(chunk, batch_size)
 
     if cache is None:

@@ -39,10 +39,10 @@ def cached_scorer(
     import torch
     from tqdm.auto import tqdm
 
-    from reranker.serving.inference import Reranker
+    from reranker.model.reranker_model import RerankerModel
 
     dtype = dtype or ("float16" if torch.cuda.is_available() and device != "cpu" else None)
-    reranker = Reranker(model, max_length=max_length, device=device, dtype=dtype)
+    reranker = RerankerModel(model, max_length=max_length, device=device, dtype=dtype)
     store = Cache(cache)
     # The length in the key is the one asked for, else the one the model records.
     identity = f"{model} max_length={max_length if max_length is not None else reranker.max_length}"
