@@ -22,22 +22,22 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
 from reranker.training.checkpoint_io import AtomicCheckpointIO
-from reranker.training.config import register_resolvers, unknown_config_choice
+from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
 
 register_resolvers()
 # Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
-# or is imported, whatever the working directory.
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# or is imported, whatever the working directory, from a checkout or an installed wheel.
+CONF_DIR = conf_dir()
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -90,7 +90,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_dependency_notices()
-    L.seed_everything(cfg.seed, workers=True)
+    # Seeded silently here and announced once the data, model and trainer are built, so that a bad input
+    # stops with its error line alone.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
 
     check_precision(cfg.trainer)
@@ -117,6 +119,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger=loggers or False,
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
     )
+    rank_zero_info(f"Seed set to {cfg.seed}")
     _log_config(loggers, cfg)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)

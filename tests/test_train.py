@@ -148,7 +148,7 @@ def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_pa
     )
     assert result.returncode != 0
     assert f"error: {bad}, line 2: field 'pos' must be a non-empty list of strings" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Seed set" not in result.stdout + result.stderr
     assert not (tmp_path / "run" / "export").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -171,6 +171,8 @@ def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_fil
     )
     assert result.returncode != 0 and f"error: {message}" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    # Nothing before the error line: the seed is announced only once the inputs are known good.
+    assert "Seed set" not in result.stdout + result.stderr
 
 
 def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, triplet_files, tmp_path):
