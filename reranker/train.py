@@ -30,6 +30,7 @@ from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
 from reranker.training.checkpoint_io import AtomicCheckpointIO
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
+from reranker.training.csv_logger import ResumableCSVLogger
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
@@ -129,11 +130,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     def module_to_validate():
         return hydra.utils.instantiate(cfg.model, loss=loss) if sharded else module
 
+    # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
+    requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
+    resuming = ckpt_path is not None or requeued
+    if not resuming:
+        for logger in loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.start_fresh()
+
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
-        # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
-        requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
-        resuming = ckpt_path is not None or requeued
         metrics.update(_zero_shot(trainer, module_to_validate(), datamodule, output_dir, resuming=resuming))
 
     # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.

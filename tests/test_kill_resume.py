@@ -6,6 +6,7 @@ Each run is a child of a fork server that imported torch, Lightning and transfor
 a resume cost a tiny training run each, not an interpreter start.
 """
 
+import csv
 import json
 import multiprocessing
 import random
@@ -17,7 +18,8 @@ from safetensors.torch import load_file
 from test_train import tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path
-from tests.faults import run_killable
+from reranker.training.checkpoint_io import AtomicCheckpointIO
+from tests.faults import checkpoint_at, run_killable, save_checkpoint_killed
 
 SEED = 14
 KINDS = ("step", "update", "validation", "checkpoint", "export")
@@ -37,24 +39,33 @@ def fork():
         )
         process.start()
         process.join(timeout=300)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            pytest.fail(f"a run overran its 300 s and was killed: {overrides} {kill}")
         return process.exitcode
 
     return run
 
 
 def outcome(folder):
-    """What a finished run leaves: metrics.json, the final weights (last.ckpt) and the exported weights."""
+    """What a finished run leaves: metrics.json, the final weights (last.ckpt), the exported weights and
+    the rows of csv/metrics.csv (each logged step once, across every start of the run)."""
     checkpoint = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    with (folder / "csv" / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
     return (
         json.loads((folder / "metrics.json").read_text()),
         checkpoint["state_dict"],
         load_file(folder / "export" / "model.safetensors"),
+        rows,
     )
 
 
 def assert_same(ours, expected, label):
-    metrics, weights, exported = ours
+    metrics, weights, exported, rows = ours
     assert metrics == expected[0], label
+    assert rows == expected[3], label
     for got, want in ((weights, expected[1]), (exported, expected[2])):
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), label
 
@@ -98,3 +109,23 @@ def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_end(fork, tin
         assert_nothing_cut_short_is_picked_up(folder, label)
         assert fork(overrides(folder, "ckpt_path=last")) == 0, label
         assert_same(outcome(folder), expected, label)
+
+
+@pytest.mark.parametrize("after_bytes", [1, 4096, 250_000])
+def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one_whole(after_bytes, tmp_path):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint(checkpoint_at(3), path)
+    process = multiprocessing.get_context("forkserver").Process(
+        target=save_checkpoint_killed, args=(str(path), 4, after_bytes)
+    )
+    process.start()
+    process.join(timeout=60)
+    if process.exitcode is None:
+        process.kill()
+        pytest.fail("the save overran its 60 s and was killed")
+    assert process.exitcode == -9  # killed while writing step 4
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 3 and torch.equal(
+        saved["state_dict"]["weight"], checkpoint_at(3)["state_dict"]["weight"]
+    )
+    assert resolve_ckpt_path("last", tmp_path) == str(path)
