@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import format_comparison
-from reranker.serving.export import export_checkpoint
-from reranker.training.checkpoint_io import AtomicCheckpointIO
+from reranker.serving.export import export_checkpoint, remove_export_leftovers
+from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_checkpoints
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.csv_logger import ResumableCSVLogger
 from reranker.training.module import NonFiniteLossError
@@ -133,6 +133,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
     requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
     resuming = ckpt_path is not None or requeued
+    if trainer.is_global_zero:
+        _remove_leftovers(trainer, cfg)
     if not resuming:
         for logger in loggers:
             if isinstance(logger, ResumableCSVLogger):
@@ -163,6 +165,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _upload_export(loggers, cfg)
     _finish_wandb()
     return metrics
+
+
+def _remove_leftovers(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """What a killed run in this folder left half-written: partial checkpoints and export folders."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            remove_partial_checkpoints(callback.dirpath)
+    if cfg.get("export_dir"):
+        remove_export_leftovers(cfg.export_dir)
 
 
 def _upload_export(loggers: list, cfg: DictConfig) -> None:

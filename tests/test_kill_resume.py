@@ -70,6 +70,12 @@ def assert_same(ours, expected, label):
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), label
 
 
+def leftovers(folder) -> list[str]:
+    """Files of a killed run cut short: partial checkpoints and export folders (``.partial``, ``.export-``)."""
+    partial = [".partial" for _ in (folder / "checkpoints" / ".partial").glob("*")]
+    return partial + [".export-" for _ in folder.glob(".export-*")]
+
+
 def assert_nothing_cut_short_is_picked_up(folder, label):
     resumed_from = resolve_ckpt_path("last", folder)
     if resumed_from is not None:
@@ -99,6 +105,7 @@ def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_end(fork, tin
     expected = outcome(baseline)
     assert {kind: counts[kind] > 0 for kind in KINDS} == dict.fromkeys(KINDS, True), counts
 
+    seen_left_behind = set()
     rng = random.Random(SEED)
     for number, kind in enumerate(PLAN):
         kill = {"kind": kind, "n": rng.randint(1, counts[kind]), "after_bytes": rng.randint(1, 100_000)}
@@ -107,8 +114,17 @@ def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_end(fork, tin
         assert fork(overrides(folder), kill) == -9, label  # SIGKILL
         assert not (folder / "metrics.json").exists(), label
         assert_nothing_cut_short_is_picked_up(folder, label)
+        left_behind = leftovers(folder)
+        # What a kill inside the write of last.ckpt leaves (the kills above may land elsewhere in a save).
+        partial = folder / "checkpoints" / ".partial" / "last.ckpt"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"PK\x03\x04 cut short")
         assert fork(overrides(folder, "ckpt_path=last")) == 0, label
         assert_same(outcome(folder), expected, label)
+        assert leftovers(folder) == [], f"{label}: the resumed run left {leftovers(folder)}"
+        seen_left_behind.update(left_behind)
+    # The kills while the export was written did leave folders for the resume to clear.
+    assert ".export-" in seen_left_behind, seen_left_behind
 
 
 @pytest.mark.parametrize("after_bytes", [1, 4096, 250_000])
