@@ -145,3 +145,29 @@ def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one_whole(afte
         saved["state_dict"]["weight"], checkpoint_at(3)["state_dict"]["weight"]
     )
     assert resolve_ckpt_path("last", tmp_path) == str(path)
+
+
+def test_a_kill_between_the_micro_batches_of_one_update_resumes_to_the_uninterrupted_end(
+    fork, tiny_bert, tmp_path
+):
+    records = make_records()
+    files = (
+        str(write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])),
+        str(write_jsonl(tmp_path / "val.jsonl", records[3::4])),
+    )
+
+    def overrides(folder, *extra):
+        # 7 batches an epoch, 2 per update; a validation (and last.ckpt) every 4 batches.
+        return tiny_run_overrides(tiny_bert, *files, folder) + [
+            "model.lr=3e-3", "trainer.accumulate_grad_batches=2", "trainer.val_check_interval=4", *extra
+        ]  # fmt: skip
+
+    baseline = tmp_path / "uninterrupted"
+    assert fork(overrides(baseline)) == 0
+    expected = outcome(baseline)
+    # Updates after batches 2, 4, 6, 7 (the epoch's end), 9, 11, ...: the kill in the 11th backward pass
+    # comes with the 10th batch's gradient accumulated and not yet applied.
+    folder = tmp_path / "killed"
+    assert fork(overrides(folder), {"kind": "step", "n": 11}) == -9
+    assert fork(overrides(folder, "ckpt_path=last")) == 0
+    assert_same(outcome(folder), expected, "killed between micro-batches")
