@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import make_records, with_teacher_scores, write_jsonl
 from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.train import train
@@ -183,7 +184,15 @@ def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, tr
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert not list((tmp_path / "checkpoints").glob("step*.ckpt"))  # no validation ran: no best
     assert (tmp_path / "export" / "model.safetensors").is_file()
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 2
+    # The export holds last.ckpt's weights (trained two steps, not the base model's).
+    exported = load_file(tmp_path / "export" / "model.safetensors")
+    assert exported and all(
+        torch.equal(value, last["state_dict"][f"model.{key}"]) for key, value in exported.items()
+    )
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert).state_dict()
+    assert any(not torch.equal(value, base[key]) for key, value in exported.items())
     assert 0.0 <= metrics["val/mrr@10"] <= 1.0
 
 
