@@ -133,7 +133,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
     requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
     resuming = ckpt_path is not None or requeued
-    if trainer.is_global_zero:
+    # Before fit, the launcher's variables say the rank: one process clears leftovers, before any saves.
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
         _remove_leftovers(trainer, cfg)
     if not resuming:
         for logger in loggers:
