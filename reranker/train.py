@@ -22,23 +22,24 @@ from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import below_first_stage, format_comparison
 from reranker.evaluation.first_stage import compare_with_first_stage
-from reranker.serving.export import export_checkpoint
-from reranker.training.checkpoint_io import AtomicCheckpointIO
-from reranker.training.config import register_resolvers, unknown_config_choice
+from reranker.serving.export import export_checkpoint, remove_export_leftovers
+from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_checkpoints
+from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
+from reranker.training.csv_logger import ResumableCSVLogger
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
 
 register_resolvers()
 # Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)
-# or is imported, whatever the working directory.
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# or is imported, whatever the working directory, from a checkout or an installed wheel.
+CONF_DIR = conf_dir()
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -91,7 +92,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit a reranker as configured; returns ``val/*`` metrics before (``zero_shot/*``) and after training."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_dependency_notices()
-    L.seed_everything(cfg.seed, workers=True)
+    # Seeded silently here and announced once the data, model and trainer are built, so that a bad input
+    # stops with its error line alone.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
 
     check_precision(cfg.trainer)
@@ -118,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger=loggers or False,
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
     )
+    rank_zero_info(f"Seed set to {cfg.seed}")
     _log_config(loggers, cfg)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
@@ -127,11 +131,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     def module_to_validate():
         return hydra.utils.instantiate(cfg.model, loss=loss) if sharded else module
 
+    # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
+    requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
+    resuming = ckpt_path is not None or requeued
+    # Before fit, the launcher's variables say the rank: one process clears leftovers, before any saves.
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        _remove_leftovers(trainer, cfg)
+    if not resuming:
+        for logger in loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.start_fresh()
+
     metrics: dict[str, float] = {}
     if cfg.get("validate_before_training"):
-        # Under Slurm, Lightning resumes from an hpc_ckpt_*.ckpt by itself even when ckpt_path is null.
-        requeued = SLURMEnvironment.detect() and any(output_dir.glob("hpc_ckpt_*.ckpt"))
-        resuming = ckpt_path is not None or requeued
         metrics.update(_zero_shot(trainer, module_to_validate(), datamodule, output_dir, resuming=resuming))
 
     # A non-finite loss run raises NonFiniteLossError here: nothing below (best, export, report) runs.
@@ -158,6 +170,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _upload_export(loggers, cfg)
     _finish_wandb()
     return metrics
+
+
+def _remove_leftovers(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """What a killed run in this folder left half-written: partial checkpoints and export folders."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            remove_partial_checkpoints(callback.dirpath)
+    if cfg.get("export_dir"):
+        remove_export_leftovers(cfg.export_dir)
 
 
 def _upload_export(loggers: list, cfg: DictConfig) -> None:

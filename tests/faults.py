@@ -173,3 +173,24 @@ def run_killable(overrides: list[str], kill: dict, counts_file: str | None = Non
     train(cfg)
     if counts_file:
         Path(counts_file).write_text(json.dumps(COUNTS))
+
+
+def save_checkpoint_killed(path: str, step: int, after_bytes: int) -> None:
+    """Save a checkpoint of ``step`` to ``path`` as training does, dying after ``after_bytes`` written."""
+    import builtins
+
+    from reranker.training.checkpoint_io import AtomicCheckpointIO
+
+    real_open = builtins.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        return _KillingFile(opened, after_bytes) if "w" in mode else opened
+
+    builtins.open = open_
+    AtomicCheckpointIO().save_checkpoint(checkpoint_at(step), path)
+
+
+def checkpoint_at(step: int) -> dict:
+    """A checkpoint of a few hundred kB (written in many pieces) at ``step``."""
+    return {"global_step": step, "state_dict": {"weight": torch.arange(100_000, dtype=torch.float32) + step}}

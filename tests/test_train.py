@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import make_records, with_teacher_scores, write_jsonl
 from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.train import train
@@ -148,7 +149,7 @@ def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_pa
     )
     assert result.returncode != 0
     assert f"error: {bad}, line 2: field 'pos' must be a non-empty list of strings" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Seed set" not in result.stdout + result.stderr
     assert not (tmp_path / "run" / "export").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -171,6 +172,8 @@ def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_fil
     )
     assert result.returncode != 0 and f"error: {message}" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    # Nothing before the error line: the seed is announced only once the inputs are known good.
+    assert "Seed set" not in result.stdout + result.stderr
 
 
 def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, triplet_files, tmp_path):
@@ -181,7 +184,15 @@ def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, tr
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert not list((tmp_path / "checkpoints").glob("step*.ckpt"))  # no validation ran: no best
     assert (tmp_path / "export" / "model.safetensors").is_file()
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 2
+    # The export holds last.ckpt's weights (trained two steps, not the base model's).
+    exported = load_file(tmp_path / "export" / "model.safetensors")
+    assert exported and all(
+        torch.equal(value, last["state_dict"][f"model.{key}"]) for key, value in exported.items()
+    )
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert).state_dict()
+    assert any(not torch.equal(value, base[key]) for key, value in exported.items())
     assert 0.0 <= metrics["val/mrr@10"] <= 1.0
 
 

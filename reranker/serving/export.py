@@ -97,6 +97,18 @@ def export_checkpoint(
     return output_dir
 
 
+def remove_export_leftovers(output_dir: str | Path) -> None:
+    """Clear what a killed :func:`export_checkpoint` left beside ``output_dir``: a folder cut short while it
+    was written (``.<name>-XXXX``) is removed; the previous export moved aside (``.<name>-previous``) is put
+    back when no export took its place."""
+    output_dir = Path(output_dir)
+    previous = output_dir.with_name(f".{output_dir.name}-previous")
+    if previous.is_dir() and not output_dir.exists():
+        previous.rename(output_dir)
+    for leftover in output_dir.parent.glob(f".{output_dir.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _name_base_model(folder: Path, base: str) -> None:
     """The adapter names the base model as configured (a hub name, or the folder trained from)."""
     config_file = folder / ADAPTER_CONFIG

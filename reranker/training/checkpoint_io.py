@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             file.flush()
             os.fsync(file.fileno())
         os.replace(partial, path)
+
+
+def remove_partial_checkpoints(checkpoint_dir: str | Path) -> None:
+    """Remove the files a killed run was writing (``<checkpoint_dir>/.partial``); none is ever resumed from."""
+    shutil.rmtree(Path(checkpoint_dir) / PARTIAL_DIR, ignore_errors=True)

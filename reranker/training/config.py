@@ -25,6 +25,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("sweep_group", sweep_group)
 
 
+def conf_dir() -> Path:
+    """The Hydra config folder: ``reranker/conf`` in an installed package (the wheel maps the checkout's
+    top-level ``conf/`` there), else ``conf/`` beside the package in a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "conf"
+    return installed if installed.is_dir() else package.parent / "conf"
+
+
 def sample_data_path(name: str) -> str:
     """A file shipped in ``reranker/sample_data``."""
     return str(files("reranker.sample_data") / name)
