@@ -108,7 +108,9 @@ def test_a_killed_encoding_resumes_from_its_finished_shards(bert_encoder, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         DenseRetriever(PASSAGES, bert_encoder, cache_dir=str(tmp_path), **OPTIONS)
     assert sorted(p.name for p in tmp_path.glob("shard-*")) == ["shard-00000.npy", "shard-00001.npy"]
-    (tmp_path / "shard-00003.npy").write_bytes(b"\x93NUMPY half written")  # a shard cut short: ignored
+    # Left by other mishaps, all encoded again: a shard of the wrong length, a file cut short, a temp file.
+    np.save(tmp_path / "shard-00003.npy", np.zeros((2, 32), dtype=np.float16))
+    (tmp_path / "shard-00004.npy").write_bytes(b"\x93NUMPY cut short")
     (tmp_path / "shard-00004.npy.tmp-123").write_bytes(b"a temp file of a killed writer")
     capsys.readouterr()
     monkeypatch.undo()
