@@ -14,6 +14,7 @@ from ci_guard import MISSING, pytest_runtest_makereport  # noqa: F401  (the hook
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -354,3 +355,28 @@ def qwen3_model_card_scores(folder: str, pairs, max_length: int) -> tuple[torch.
     with torch.no_grad():
         batch_scores = model(**inputs).logits[:, -1, :]
     return inputs["input_ids"], batch_scores[:, token_true_id] - batch_scores[:, token_false_id]
+
+
+def save_bi_encoder(model_dir: str, path: Path) -> str:
+    """The tiny model as a plain encoder (AutoModel, no head; for the dense first stage), wide random weights."""
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.3)
+    AutoModel.from_config(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def bert_encoder(tiny_bert, tmp_path_factory) -> str:
+    return save_bi_encoder(tiny_bert, tmp_path_factory.mktemp("bert-encoder"))
+
+
+@pytest.fixture(scope="session")
+def xlmr_encoder(tiny_xlmr, tmp_path_factory) -> str:
+    return save_bi_encoder(tiny_xlmr, tmp_path_factory.mktemp("xlmr-encoder"))
+
+
+@pytest.fixture(params=["bert_encoder", "xlmr_encoder"])
+def bi_encoder(request) -> str:
+    """Each tiny bi-encoder in turn (BERT with token_type_ids, XLM-R without)."""
+    return request.getfixturevalue(request.param)

@@ -21,31 +21,6 @@ PASSAGES = [sentence for sentences in TOPICS.values() for sentence in sentences]
 QUERIES = ["서울의 인구는", "김치는 무엇으로 만드나", "바다에 섬이 많은 곳", "월드컵"]
 
 
-def save_bi_encoder(model_dir: str, path) -> str:
-    """The tiny model as a plain encoder (AutoModel, no head) with wide random weights."""
-    torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(model_dir, initializer_range=0.3)
-    AutoModel.from_config(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
-def bert_encoder(tiny_bert, tmp_path_factory) -> str:
-    return save_bi_encoder(tiny_bert, tmp_path_factory.mktemp("bert-encoder"))
-
-
-@pytest.fixture(scope="session")
-def xlmr_encoder(tiny_xlmr, tmp_path_factory) -> str:
-    return save_bi_encoder(tiny_xlmr, tmp_path_factory.mktemp("xlmr-encoder"))
-
-
-@pytest.fixture(params=["bert_encoder", "xlmr_encoder"])
-def bi_encoder(request) -> str:
-    """Each tiny bi-encoder in turn (BERT with token_type_ids, XLM-R without)."""
-    return request.getfixturevalue(request.param)
-
-
 def one_by_one(folder: str, texts: list[str], pooling: str) -> np.ndarray:
     """Unnormalised embeddings computed text by text, without padding: ``[N, D]``."""
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -72,17 +72,7 @@ class DenseRetriever:
 
     def identity(self, model: str, passages: Sequence[str]) -> dict:
         """What the passage embeddings depend on: model, the options that shape them, and the corpus."""
-        options = {
-            "pooling": self.embedder.pooling,
-            "passage_prefix": self.passage_prefix,
-            "normalize": self.embedder.normalize,
-            "max_length": self.embedder.max_length,
-        }
-        return {
-            "model": model_identity(model, self.embedder.folder),
-            "options": options,
-            "corpus": corpus_identity(passages),
-        }
+        return passage_identity(self.embedder, model, self.passage_prefix, passages)
 
     def embed_passages(self, passages: Sequence[str]) -> np.ndarray:
         """Passage embeddings ``[N, D]`` (float32)."""
@@ -131,3 +121,47 @@ class DenseRetriever:
             (self.index.vectors(list(indices)) @ query).astype(float).tolist()  # [n]
             for query, indices in zip(embedded, passages, strict=True)
         ]
+
+
+def passage_identity(embedder: Embedder, model: str, passage_prefix: str, passages: Sequence[str]) -> dict:
+    """What passage embeddings depend on: the model, the options that shape them, and the corpus."""
+    options = {
+        "pooling": embedder.pooling,
+        "passage_prefix": passage_prefix,
+        "normalize": embedder.normalize,
+        "max_length": embedder.max_length,
+    }
+    return {
+        "model": model_identity(model, embedder.folder),
+        "options": options,
+        "corpus": corpus_identity(passages),
+    }
+
+
+def encode_share(
+    passages: Sequence[str],
+    model: str,
+    cache_dir: str,
+    worker: int,
+    num_workers: int,
+    *,
+    pooling: str | None = None,
+    passage_prefix: str = "",
+    normalize: bool = True,
+    batch_size: int = 64,
+    max_length: int = 512,
+    device: str | None = None,
+    dtype: str | None = None,
+    shard_size: int = SHARD_SIZE,
+) -> int:
+    """Encode one worker's share of the corpus's shards into ``cache_dir``; returns how many shards.
+
+    One process per GPU, each with its ``worker`` number, fills one cache; a :class:`DenseRetriever`
+    built afterwards with the same corpus, model and options reads every shard and encodes nothing.
+    """
+    if not 0 <= worker < num_workers:
+        raise InputError(f"--worker must be in [0, {num_workers}), got {worker}")
+    embedder = Embedder(model, pooling, normalize, batch_size, max_length, device, dtype)
+    cache = EmbeddingCache(cache_dir, passage_identity(embedder, model, passage_prefix, passages), shard_size)
+    shards = cache.shards(passages, lambda texts: embedder.encode(texts, passage_prefix), worker, num_workers)
+    return sum(1 for _ in shards)
