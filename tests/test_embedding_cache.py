@@ -134,11 +134,11 @@ def test_workers_fill_one_cache(bert_encoder, tmp_path, monkeypatch):
 
 
 def test_the_encode_command_fills_a_cache(bert_encoder, tmp_path, monkeypatch):
-    from reranker.preparation.retrievers.encode import main
+    from reranker.preparation.prepare import main
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"p{i}", "text": t}) + "\n" for i, t in enumerate(PASSAGES)))
-    arguments = ["--corpus", str(corpus), "--dense-model", bert_encoder, "--pooling", "mean"]
+    arguments = ["encode", "--corpus", str(corpus), "--dense-model", bert_encoder, "--pooling", "mean"]
     arguments += ["--passage-prefix", "passage: ", "--embedding-cache", str(tmp_path / "cache")]
     main(arguments)
     calls = Calls(monkeypatch)

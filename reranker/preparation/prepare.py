@@ -1,8 +1,9 @@
-"""Prepare training and evaluation data: ``reranker prepare {squad,candidates,translate,mine,teacher} ...``.
+"""Prepare training and evaluation data: ``reranker prepare {squad,candidates,encode,translate,mine,teacher} ...``.
 
 One module per subcommand, each with its arguments (``add_arguments``) and one keyword-argument function:
 ``squad`` (:func:`~reranker.preparation.squad.prepare_squad`), ``candidates``
-(:func:`~reranker.preparation.candidates.prepare_candidates`), ``translate``, ``mine`` and ``teacher``.
+(:func:`~reranker.preparation.candidates.prepare_candidates`), ``encode`` (a dense retriever's embedding
+cache, one process per GPU), ``translate``, ``mine`` and ``teacher``.
 The same inputs and seed give byte-identical outputs.
 """
 
@@ -12,8 +13,9 @@ import argparse
 import json
 
 from reranker.core.errors import InputError
-from reranker.preparation import candidates, mine, squad, teacher, translate
+from reranker.preparation import candidates, encode, mine, squad, teacher, translate
 from reranker.preparation.candidates import prepare_candidates
+from reranker.preparation.encode import prepare_encode
 from reranker.preparation.mine import prepare_mine
 from reranker.preparation.retrievers import pop_retriever_arguments
 from reranker.preparation.squad import prepare_squad
@@ -24,6 +26,7 @@ from reranker.preparation.translate import prepare_translate
 COMMANDS = {
     "squad": (squad, prepare_squad),
     "candidates": (candidates, prepare_candidates),
+    "encode": (encode, prepare_encode),
     "translate": (translate, prepare_translate),
     "mine": (mine, prepare_mine),
     "teacher": (teacher, prepare_teacher),
