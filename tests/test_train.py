@@ -226,7 +226,11 @@ def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_ber
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["loss=foo"], "unknown loss 'foo': choose one of bce, distill_kl, group_ce, margin_mse"),
+        (
+            ["loss=foo"],
+            "unknown loss 'foo': choose one of bce, distill_kl, group_ce, lambdaloss, listnet, margin_mse, "
+            "plistmle, ranknet",
+        ),
         (["loss=distill_kl", "loss.temperature=0"], "loss.temperature must be a number > 0, got 0"),
         (["loss=distill_kl", "loss.alpha=1.5"], "loss.alpha must be a number in [0, 1], got 1.5"),
         (
