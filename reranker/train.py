@@ -30,6 +30,7 @@ from reranker.core.tables import format_comparison
 from reranker.serving.export import export_checkpoint
 from reranker.training.checkpoint_io import AtomicCheckpointIO
 from reranker.training.config import register_resolvers, unknown_config_choice
+from reranker.training.health import TrainingHealth
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
@@ -150,6 +151,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             note = "no checkpoint to export"
         if not final:
             note += "\nno validation (validation is switched off or the validation set is empty): no metrics"
+        health = next((c for c in callbacks if isinstance(c, TrainingHealth)), None)
+        if health is not None:
+            note += "\n" + health.summary()
         _write_report(output_dir, metrics, cfg, note)
         _upload_export(loggers, cfg)
     _finish_wandb()
