@@ -53,7 +53,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     )
     assert cfg.model._target_ == "reranker.training.module.RerankerModule"
     assert "group_size" not in cfg.model  # stated once, as data.group_size
-    distilled = experiment == "bge_large_ko_distill"  # the recipe trained on teacher scores
+    distilled = experiment in ("bge_large_ko_distill", "recipe_student_distill")  # trained on teacher scores
     assert (
         cfg.loss._target_ == f"reranker.training.losses.{'DistillKL' if distilled else 'GroupCrossEntropy'}"
     )
