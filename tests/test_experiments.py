@@ -1,7 +1,8 @@
 """Every experiment file of conf/experiment/ trains: two steps on the tiny fixture model and data.
 
 Only what a CPU test cannot run is overridden (the device, precision and strategy, the step count, the
-validation interval and accumulation, the base model's folder); every other setting is the file's own.
+validation interval, accumulation and logging interval, the base model's folder); every other setting is
+the file's own.
 The whole file takes about a minute on two CPU cores.
 """
 
@@ -21,6 +22,7 @@ CPU = [
     "trainer.max_steps=2",
     "trainer.val_check_interval=1.0",
     "trainer.accumulate_grad_batches=1",
+    "trainer.log_every_n_steps=1",
     "validate_before_training=false",
     "export_dir=null",
     "data.num_workers=0",
