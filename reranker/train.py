@@ -32,6 +32,7 @@ from reranker.serving.export import export_checkpoint, remove_export_leftovers
 from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_checkpoints
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.csv_logger import ResumableCSVLogger
+from reranker.training.health import TrainingHealth
 from reranker.training.module import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
@@ -159,14 +160,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(_against_first_stage(validated, cfg))
 
     if trainer.is_global_zero:
+        # metrics.json and the model card also state how much of each data file the lengths cut.
+        recorded = {
+            **metrics,
+            **{k: v for stats in datamodule.truncation for k, v in stats.metrics().items()},
+        }
         if cfg.get("export_dir") and best_path:
-            export_checkpoint(best_path, cfg.export_dir, metrics=metrics)
+            export_checkpoint(best_path, cfg.export_dir, metrics=recorded)
             note = f"exported {best_path} to {cfg.export_dir}"
         else:
             note = "no checkpoint to export"
         if not final:
             note += "\nno validation (validation is switched off or the validation set is empty): no metrics"
-        _write_report(output_dir, metrics, cfg, note)
+        health = next((c for c in callbacks if isinstance(c, TrainingHealth)), None)
+        if health is not None:
+            note += "\n" + health.summary()
+        _write_report(output_dir, recorded, cfg, note)
         _upload_export(loggers, cfg)
     _finish_wandb()
     return metrics

@@ -5,7 +5,16 @@ import torch
 from torch.nn import functional as F
 
 from reranker.core.errors import InputError
-from reranker.training.losses import BinaryCrossEntropy, DistillKL, GroupCrossEntropy, MarginMSE
+from reranker.training.losses import (
+    BinaryCrossEntropy,
+    DistillKL,
+    GroupCrossEntropy,
+    LambdaLoss,
+    ListNet,
+    MarginMSE,
+    PListMLE,
+    RankNet,
+)
 
 NAN = float("nan")
 
@@ -202,3 +211,207 @@ def test_bce_refuses_a_pos_weight_that_is_not_positive(weight):
 def test_which_losses_need_teacher_scores():
     assert not GroupCrossEntropy.needs_teacher and not BinaryCrossEntropy.needs_teacher
     assert DistillKL.needs_teacher and MarginMSE.needs_teacher
+    assert not any(loss().needs_teacher for loss in (LambdaLoss, RankNet, PListMLE, ListNet))
+    assert ListNet(targets="teacher").needs_teacher
+
+
+# group_ce temperature
+
+
+def test_group_ce_temperature_divides_the_scores():
+    scores = [[2.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]
+    expected = sum(-log_softmax([v / 0.5 for v in row])[0] for row in scores) / 2
+    loss = GroupCrossEntropy(temperature=0.5)(torch.tensor(scores), batch_of(binary_labels(2, 3)))
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_group_ce_default_temperature_is_bit_identical_to_plain_cross_entropy():
+    scores = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    plain = F.cross_entropy(scores, torch.zeros(5, dtype=torch.long))
+    assert torch.equal(GroupCrossEntropy(temperature=1.0)(scores, batch_of(binary_labels(5, 4))), plain)
+
+
+@pytest.mark.parametrize(
+    "loss_class, kwargs, message",
+    [
+        (GroupCrossEntropy, {"temperature": 0.0}, "loss.temperature must be a number > 0, got 0.0"),
+        (GroupCrossEntropy, {"temperature": float("inf")}, "loss.temperature must be a number > 0, got inf"),
+        (ListNet, {"temperature": -1}, "loss.temperature must be a number > 0, got -1"),
+        (ListNet, {"targets": "scores"}, "loss.targets must be one of labels, teacher, got 'scores'"),
+        (RankNet, {"sigma": 0}, "loss.sigma must be a number > 0, got 0"),
+        (LambdaLoss, {"sigma": -2.0}, "loss.sigma must be a number > 0, got -2.0"),
+        (LambdaLoss, {"mu": -1.0}, "loss.mu must be a number >= 0, got -1.0"),
+        (LambdaLoss, {"mu": "10"}, "loss.mu must be a number >= 0, got '10'"),
+    ],
+)
+def test_new_losses_refuse_bad_arguments(loss_class, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        loss_class(**kwargs)
+
+
+# listnet
+
+
+def softmax(values: list[float]) -> list[float]:
+    return [math.exp(v) for v in log_softmax(values)]
+
+
+def listnet_by_hand(scores: list[float], targets: list[float]) -> float:
+    return -sum(p * s for p, s in zip(softmax(targets), log_softmax(scores), strict=True))
+
+
+def test_listnet_matches_hand_computed_value_on_binary_and_graded_labels():
+    scores = [[2.0, 1.0, 0.0], [0.5, 0.5, 3.0]]  # query 2: tied scores on two passages
+    labels = [[1.0, 0.0, 0.0], [2.0, 1.0, 0.0]]
+    expected = (listnet_by_hand(scores[0], [2.0, 0.0, 0.0]) + listnet_by_hand(scores[1], [4.0, 2.0, 0.0])) / 2
+    loss = ListNet(temperature=0.5)(torch.tensor(scores), batch_of(labels))
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_listnet_equal_scores_give_log_group_size():
+    loss = ListNet()(torch.zeros(3, 5), batch_of(binary_labels(3, 5)))
+    assert loss.item() == pytest.approx(math.log(5), abs=1e-6)
+
+
+def test_listnet_teacher_targets_mask_unscored_passages_and_ignore_labels():
+    scores = [[2.0, 0.5, -1.0, 3.0], [0.0, 1.0, 0.5, 0.2], [1.0, 2.0, 3.0, 4.0]]
+    teacher = [[9.0, 7.0, 6.0, NAN], [4.0, NAN, NAN, NAN], [NAN, NAN, NAN, NAN]]
+    batch = batch_of(binary_labels(3, 4), teacher)
+    loss = ListNet(targets="teacher")(torch.tensor(scores), batch)
+    # Only query 1 has two scored passages; its unscored fourth passage is out of both softmaxes.
+    assert loss.item() == pytest.approx(listnet_by_hand([2.0, 0.5, -1.0], [9.0, 7.0, 6.0]), abs=1e-5)
+    # With both present, targets=labels reads the labels and nothing of the teacher.
+    by_labels = ListNet(targets="labels")(torch.tensor(scores), batch)
+    expected = sum(listnet_by_hand(row, [1.0, 0.0, 0.0, 0.0]) for row in scores) / 3
+    assert by_labels.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_listnet_gradients_stay_finite_when_no_passage_is_scored():
+    scores = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    loss = ListNet(targets="teacher")(scores, batch_of(binary_labels(1, 2), [[NAN, NAN]]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(scores.grad, torch.zeros_like(scores))
+
+
+# ranknet
+
+
+def test_ranknet_matches_hand_computed_value_over_pairs_with_different_labels():
+    scores = [[2.0, 1.0, 1.0], [0.0, 3.0, 1.0]]
+    labels = [[2.0, 1.0, 1.0], [1.0, 0.0, 0.0]]  # query 1: a label tie (no pair between its last two)
+
+    def term(difference: float, sigma: float) -> float:
+        return math.log(1 + math.exp(-sigma * difference))
+
+    for sigma in (1.0, 0.5):
+        pairs = [2.0 - 1.0, 2.0 - 1.0, 0.0 - 3.0, 0.0 - 1.0]
+        expected = sum(term(d, sigma) for d in pairs) / 4
+        loss = RankNet(sigma=sigma)(torch.tensor(scores), batch_of(labels))
+        assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_ranknet_tied_scores_give_log_two_and_equal_labels_give_zero():
+    assert RankNet()(torch.zeros(2, 4), batch_of(binary_labels(2, 4))).item() == pytest.approx(math.log(2))
+    scores = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    loss = RankNet()(scores, batch_of([[0.0, 0.0]]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(scores.grad, torch.zeros_like(scores))
+
+
+# lambdaloss
+
+
+def lambdaloss_by_hand(scores: list[float], labels: list[float], mu: float, sigma: float) -> float:
+    """NDCG-Loss2++ of one query, straight from the paper's formulas (ties ranked in column order)."""
+    size = len(scores)
+    order = sorted(range(size), key=lambda column: (-scores[column], column))
+    rank = {column: position + 1 for position, column in enumerate(order)}
+
+    def inverse_discount(r: int) -> float:
+        return 1 / math.log2(1 + r)
+
+    max_dcg = sum((2**g - 1) * inverse_discount(r + 1) for r, g in enumerate(sorted(labels, reverse=True)))
+    gain = [(2**g - 1) / max_dcg for g in labels]
+    total = 0.0
+    for i in range(size):
+        for j in range(size):
+            if labels[i] <= labels[j]:
+                continue
+            gap = abs(rank[i] - rank[j])
+            delta = abs(inverse_discount(gap) - inverse_discount(gap + 1))
+            lambda_rank = abs(inverse_discount(rank[i]) - inverse_discount(rank[j]))
+            weight = abs(gain[i] - gain[j]) * (mu * delta + lambda_rank)
+            total -= weight * math.log2(1 / (1 + math.exp(-sigma * (scores[i] - scores[j]))))
+    return total
+
+
+def test_lambdaloss_matches_hand_computed_value_with_graded_labels_and_ties():
+    scores = [[0.5, 2.0, 1.0, -1.0], [1.0, 1.0, 1.0, 0.0], [3.0, 0.0, 1.0, 2.0]]
+    labels = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [2.0, 1.0, 0.0, 1.0]]  # query 2: tied scores
+    for mu, sigma in ((10.0, 1.0), (0.0, 2.0), (3.0, 0.5)):
+        expected = sum(lambdaloss_by_hand(s, y, mu, sigma) for s, y in zip(scores, labels, strict=True)) / 3
+        loss = LambdaLoss(mu=mu, sigma=sigma)(torch.tensor(scores), batch_of(labels))
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_lambdaloss_ragged_last_batch_and_equal_labels():
+    loss = LambdaLoss()(torch.tensor([[0.0, 1.0, 2.0]]), batch_of(binary_labels(1, 3)))
+    assert loss.item() == pytest.approx(lambdaloss_by_hand([0.0, 1.0, 2.0], [1.0, 0.0, 0.0], 10.0, 1.0))
+    assert LambdaLoss()(torch.tensor([[0.0, 1.0]]), batch_of([[1.0, 1.0]])).item() == 0.0
+
+
+# plistmle
+
+
+def plistmle_by_hand(scores: list[float], labels: list[float]) -> float:
+    size = len(scores)
+    order = sorted(range(size), key=lambda column: (-labels[column], column))
+    weights = [2 ** (size - position) - 1 for position in range(1, size + 1)]
+    total = 0.0
+    for position, weight in enumerate(weights):
+        remaining = [scores[column] for column in order[position:]]
+        total += weight * (math.log(sum(math.exp(v) for v in remaining)) - scores[order[position]])
+    return total / sum(weights)
+
+
+def test_plistmle_matches_hand_computed_value_with_label_ties_in_column_order():
+    scores = [[2.0, 1.0, 0.0, -1.0], [0.0, 3.0, 3.0, 1.0], [1.0, 0.5, 2.0, 0.0]]
+    labels = [[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
+    expected = sum(plistmle_by_hand(s, y) for s, y in zip(scores, labels, strict=True)) / 3
+    assert PListMLE()(torch.tensor(scores), batch_of(labels)).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_plistmle_ragged_last_batch_and_a_group_of_two_is_group_ce():
+    scores = torch.tensor([[0.3, 1.2]])
+    # G = 2: weights (1, 0), so the loss is the positive's cross-entropy against the one negative.
+    expected = -log_softmax([0.3, 1.2])[0]
+    assert PListMLE()(scores, batch_of(binary_labels(1, 2))).item() == pytest.approx(expected, abs=1e-6)
+
+
+# every loss
+
+
+@pytest.mark.parametrize(
+    "loss",
+    # ListNet's target with binary labels is soft (e / (e + G - 1) on the positive): a low negative is
+    # pushed up towards its share; a temperature of 0.1 makes the target nearly one-hot.
+    [GroupCrossEntropy(temperature=0.5), ListNet(temperature=0.1), RankNet(), LambdaLoss(), PListMLE()],
+    ids=lambda loss: type(loss).__name__,
+)
+def test_each_ranking_loss_pushes_the_positive_up_and_the_negatives_down(loss):
+    scores = torch.tensor([[0.0, 0.5, -0.5, 0.2], [-1.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    loss(scores, batch_of(binary_labels(2, 4))).backward()
+    assert (scores.grad[:, 0] < 0).all() and (scores.grad[:, 1:] >= 0).all()
+    assert (scores.grad[:, 1:] > 0).any()
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [GroupCrossEntropy(temperature=2.0), ListNet(), RankNet(), LambdaLoss(), PListMLE()],
+    ids=lambda loss: type(loss).__name__,
+)
+def test_each_ranking_loss_is_lower_for_the_right_order(loss):
+    batch = batch_of(binary_labels(1, 3))
+    right = loss(torch.tensor([[3.0, 0.0, -1.0]]), batch)
+    wrong = loss(torch.tensor([[-1.0, 0.0, 3.0]]), batch)
+    assert right.item() < wrong.item()

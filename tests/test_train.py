@@ -54,7 +54,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     )
     assert cfg.model._target_ == "reranker.training.module.RerankerModule"
     assert "group_size" not in cfg.model  # stated once, as data.group_size
-    distilled = experiment == "bge_large_ko_distill"  # the recipe trained on teacher scores
+    distilled = experiment in ("bge_large_ko_distill", "recipe_student_distill")  # trained on teacher scores
     assert (
         cfg.loss._target_ == f"reranker.training.losses.{'DistillKL' if distilled else 'GroupCrossEntropy'}"
     )
@@ -237,7 +237,11 @@ def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_ber
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["loss=foo"], "unknown loss 'foo': choose one of bce, distill_kl, group_ce, margin_mse"),
+        (
+            ["loss=foo"],
+            "unknown loss 'foo': choose one of bce, distill_kl, group_ce, lambdaloss, listnet, margin_mse, "
+            "plistmle, ranknet",
+        ),
         (["loss=distill_kl", "loss.temperature=0"], "loss.temperature must be a number > 0, got 0"),
         (["loss=distill_kl", "loss.alpha=1.5"], "loss.alpha must be a number in [0, 1], got 1.5"),
         (

@@ -36,11 +36,10 @@ minilm=$($PYTHON -c 'from reranker.model.loading import packaged_model_path; pri
 [ -f "$work/me5-small/model.safetensors" ] || "$shared/tools/me5-small/convert.sh" "$work/me5-small" "$PYTHON"
 
 # 4. Fine-tune each on the train side (CPU: 16 steps of 8 queries x 4 passages, validation every 8).
-$here/train_one.sh me5 multilingual_e5_small model.model_name_or_path="$work/me5-small"
-$here/train_one.sh minilm minilm_demo
+$here/train_one.sh me5 korquad_me5 model.model_name_or_path="$work/me5-small"
+$here/train_one.sh minilm korquad_minilm
 # The same me5-small recipe, four times as long (run when the machine was free).
-$here/train_one.sh me5_long multilingual_e5_small model.model_name_or_path="$work/me5-small" \
-  trainer.max_steps=64 trainer.val_check_interval=16
+$here/train_one.sh me5_long korquad_me5_long model.model_name_or_path="$work/me5-small"
 for run in me5 minilm me5_long; do
   cp "$work/runs/$run/.hydra/config.yaml" "$here/configs/$run.yaml"
   cp "$work/runs/$run/.hydra/overrides.yaml" "$here/configs/${run}_overrides.yaml"

@@ -26,9 +26,8 @@ $PYTHON -m reranker.prepare candidates --queries "$work/data/eval/queries.jsonl"
 [ -f "$me5/model.safetensors" ] || "$shared/tools/me5-small/convert.sh" "$me5" "$PYTHON"
 teacher=${TEACHER:-$work/runs/teacher/export}
 if [ ! -e "$teacher" ]; then
-  experiments/korquad/train_one.sh teacher multilingual_e5_small model.model_name_or_path="$me5" \
-    data.train_files="$work/data/train.jsonl" data.val_files="$work/data/val.jsonl" \
-    trainer.max_steps=64 trainer.val_check_interval=16 hydra.run.dir="$work/runs/teacher"
+  experiments/korquad/train_one.sh teacher korquad_me5_long model.model_name_or_path="$me5" \
+    data.train_files="$work/data/train.jsonl" data.val_files="$work/data/val.jsonl" hydra.run.dir="$work/runs/teacher"
 fi
 $PYTHON $here/make_student.py "$me5" "$work/me5-small-l4" 4
 
@@ -44,9 +43,9 @@ $PYTHON -m reranker.prepare teacher "$work/data/filtered.jsonl" --model "$teache
   --out "$work/data/filtered_teacher.jsonl" --max-length 128 --batch-size 32 --cache "$work/teacher.sqlite"
 
 # 4. Students: 32 steps of 8 questions x 4 passages each (one epoch of the 256 questions).
-$here/train_student.sh bm25 "$work/data/bm25.jsonl"
-$here/train_student.sh filtered "$work/data/filtered.jsonl"
-$here/train_student.sh distill "$work/data/filtered_teacher.jsonl" loss=distill_kl
+$here/train_student.sh bm25 recipe_student "$work/data/bm25.jsonl"
+$here/train_student.sh filtered recipe_student "$work/data/filtered.jsonl"
+$here/train_student.sh distill recipe_student_distill "$work/data/filtered_teacher.jsonl"
 for run in bm25 filtered distill; do
   mkdir -p "$here/configs"
   cp "$work/runs/$run/.hydra/overrides.yaml" "$here/configs/${run}_overrides.yaml"

@@ -153,7 +153,36 @@ def render_model_card(
             lines += ["", f"**{warning}**"]
     if fusion:
         lines += _fusion_section(fusion)
+    lines += _truncation_section(metrics or {})
     return "\n".join(lines) + "\n"
+
+
+def _truncation_section(metrics: dict[str, float]) -> list[str]:
+    """How much of each data file the run's lengths cut (``truncation/<file>/*`` of ``metrics.json``)."""
+    files = sorted({key.split("/")[1] for key in metrics if key.startswith("truncation/")})
+    if not files:
+        return []
+    lines = [
+        "",
+        "## Truncation",
+        "",
+        "Measured at the start of training on a sample of each data file's pairs:",
+        "",
+    ]
+    lines += [
+        "| file | pairs sampled | pairs cut at max length | query tokens lost | pair length p50 / p90 / p99 |"
+    ]
+    lines += ["|---|---|---|---|---|"]
+    for name in files:
+        value = {
+            key.rsplit("/", 1)[1]: v for key, v in metrics.items() if key.startswith(f"truncation/{name}/")
+        }
+        lengths = " / ".join(f"{value.get(f'pair_length_p{p}', 0):.0f}" for p in (50, 90, 99))
+        lines.append(
+            f"| `{name}` | {value.get('pairs_sampled', 0):.0f} | {value.get('pairs_cut', 0):.1%} "
+            f"| {value.get('query_tokens_lost', 0):.1%} | {lengths} |"
+        )
+    return lines
 
 
 def _fusion_section(fusion: dict) -> list[str]:

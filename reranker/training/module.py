@@ -187,6 +187,7 @@ class RerankerModule(L.LightningModule):
         labels = batch["labels"]  # [B, G]
         # Pairs arrive query-major, so the flat scores fold into the labels' [B, G] shape.
         scores = self(batch["features"]).view(labels.shape)  # [B, G]
+        self.last_train_scores = scores.detach()  # read by the TrainingHealth callback
         loss = self.loss(scores, batch)
         if self._any_rank_nonfinite(loss):
             self._count_nonfinite_step()

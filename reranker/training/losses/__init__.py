@@ -1,14 +1,29 @@
 """Training objectives: one loss per file, each ``forward(scores [B, G], batch) -> scalar``.
 
 ``batch`` is the training batch of :class:`reranker.training.collate.TrainCollator`: ``labels`` ``[B, G]``
-(1.0 for the positive, 0.0 for negatives) and, when the data carries them, ``teacher_scores`` ``[B, G]``
-(NaN where a passage has none). A loss checks its arguments when constructed, and its class attribute
-``needs_teacher`` says whether it reads ``teacher_scores``. ``conf/loss/<name>.yaml`` mirrors each constructor.
+(1.0 for the positive, 0.0 for negatives; a loss also takes graded labels) and, when the data carries
+them, ``teacher_scores`` ``[B, G]`` (NaN where a passage has none). Every column of a training batch is a
+real passage (groups are filled to ``G``), so no loss needs a padding mask. A loss checks its arguments
+when constructed, and its attribute ``needs_teacher`` says whether it reads ``teacher_scores``.
+``conf/loss/<name>.yaml`` mirrors each constructor.
 """
 
 from reranker.training.losses.bce import BinaryCrossEntropy
 from reranker.training.losses.distill_kl import DistillKL
 from reranker.training.losses.group_ce import GroupCrossEntropy
+from reranker.training.losses.lambdaloss import LambdaLoss
+from reranker.training.losses.listnet import ListNet
 from reranker.training.losses.margin_mse import MarginMSE
+from reranker.training.losses.plistmle import PListMLE
+from reranker.training.losses.ranknet import RankNet
 
-__all__ = ["BinaryCrossEntropy", "DistillKL", "GroupCrossEntropy", "MarginMSE"]
+__all__ = [
+    "BinaryCrossEntropy",
+    "DistillKL",
+    "GroupCrossEntropy",
+    "LambdaLoss",
+    "ListNet",
+    "MarginMSE",
+    "PListMLE",
+    "RankNet",
+]
