@@ -159,14 +159,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if final:
         metrics.update(_against_first_stage(validated, cfg))
 
+    # metrics.json and the model card also state how much of each data file the lengths cut.
+    metrics.update({k: v for stats in datamodule.truncation for k, v in stats.metrics().items()})
     if trainer.is_global_zero:
-        # metrics.json and the model card also state how much of each data file the lengths cut.
-        recorded = {
-            **metrics,
-            **{k: v for stats in datamodule.truncation for k, v in stats.metrics().items()},
-        }
         if cfg.get("export_dir") and best_path:
-            export_checkpoint(best_path, cfg.export_dir, metrics=recorded)
+            export_checkpoint(best_path, cfg.export_dir, metrics=metrics)
             note = f"exported {best_path} to {cfg.export_dir}"
         else:
             note = "no checkpoint to export"
@@ -175,7 +172,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         health = next((c for c in callbacks if isinstance(c, TrainingHealth)), None)
         if health is not None:
             note += "\n" + health.summary()
-        _write_report(output_dir, recorded, cfg, note)
+        _write_report(output_dir, metrics, cfg, note)
         _upload_export(loggers, cfg)
     _finish_wandb()
     return metrics

@@ -32,7 +32,7 @@ def test_training_exports_config_and_a_model_card_with_the_run_settings_and_metr
         f"| training data | `{bert_run.parent / 'train.jsonl'}` |",
         "| peak learning rate (AdamW, linear warm-up and decay) | 0.001 |",
         "| group size (1 positive + negatives) | 3 |",
-        "with the loss `GroupCrossEntropy`.",
+        "with the loss `GroupCrossEntropy` (temperature 1.0).",
         "| queries per batch | 4 |",
         "| max tokens per pair | 64 |",
         "| max epochs | 1 |",

@@ -29,7 +29,7 @@ def short_run(tiny_bert, triplet_files, tmp_path, *extra: str):
 
 def test_mrr_at_5_is_monitored_checkpointed_and_exported(tiny_bert, triplet_files, tmp_path):
     metrics = short_run(tiny_bert, triplet_files, tmp_path, "metrics.mrr_k=5", "metrics.hit_ks=[1,2]")
-    assert set(metrics) == {
+    assert {key for key in metrics if not key.startswith("truncation/")} == {
         f"{stage}/{name}" for stage in ("zero_shot", "val") for name in ("mrr@5", "hit@1", "hit@2")
     }
     best = list((tmp_path / "checkpoints").glob("step*.ckpt"))
@@ -54,9 +54,7 @@ def test_a_run_without_logger_trains_and_exports(tiny_bert, triplet_files, tmp_p
 def test_validation_switched_off_exports_the_last_checkpoint(tiny_bert, triplet_files, tmp_path, capsys):
     metrics = short_run(tiny_bert, triplet_files, tmp_path, "+trainer.limit_val_batches=0")
     assert not any(key.startswith("val/") for key in metrics)
-    recorded = json.loads((tmp_path / "metrics.json").read_text())
-    # metrics.json adds the data files' truncation statistics to the returned metrics.
-    assert {k: v for k, v in recorded.items() if not k.startswith("truncation/")} == metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert Reranker(str(tmp_path / "export")).score([("q", "p")])  # the export loads and scores
     assert "no validation" in capsys.readouterr().out
