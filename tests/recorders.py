@@ -11,6 +11,8 @@ import lightning as L
 import torch
 from hydra.experimental.callback import Callback as HydraCallback
 
+from reranker.evaluation.metrics import _RankMetric
+
 
 def _pair_key(features: dict[str, torch.Tensor], row: int) -> tuple[int, ...]:
     """The token ids of one tokenised pair without its padding."""
@@ -64,6 +66,24 @@ class RecordQueries(L.Callback):
         features = batch["features"]
         rows = (batch["column"] == 0).nonzero().view(-1).tolist()
         self._write(trainer, "val", batch_idx, [self.val_keys[_pair_key(features, row)] for row in rows])
+
+
+class RecordValidatedCounts(L.Callback):
+    """Append, at the end of every validation pass, one JSON line to ``<path>.rank<R>``: the number of
+    queries each ranking metric state of the module counted on this rank (before the states are reduced
+    over ranks and reset: callbacks run before the module's own ``on_validation_epoch_end``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        counts = {
+            name: int(module.rank_counts.sum())
+            for name, module in pl_module.named_modules()
+            if isinstance(module, _RankMetric)
+        }
+        with Path(f"{self.path}.rank{trainer.global_rank}").open("a") as file:
+            file.write(json.dumps(counts) + "\n")
 
 
 def read_records(path: Path, rank: int = 0) -> list[dict]:

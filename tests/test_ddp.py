@@ -75,6 +75,17 @@ def assert_each_query_on_one_rank(path, num_train: int, num_val: int, batch_size
     assert max(len(r["queries"]) for r in val[0]) == batch_size
 
 
+def assert_each_metric_counts_each_query_once(path, num_val: int) -> None:
+    """Every validation pass's metric states, summed over the ranks, hold each query once: equal metric
+    values alone cannot show it (a histogram with every query counted twice gives the same means)."""
+    passes = [read_records(path, rank) for rank in (0, 1)]
+    assert len(passes[0]) == len(passes[1]) >= 3
+    for on_rank_0, on_rank_1 in zip(*passes, strict=True):
+        assert on_rank_0.keys() == on_rank_1.keys() and len(on_rank_0) >= 2 * len(METRICS)
+        totals = {name: on_rank_0[name] + on_rank_1[name] for name in on_rank_0}
+        assert totals == dict.fromkeys(on_rank_0, num_val), f"queries validated over both ranks: {totals}"
+
+
 def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skipped_by_all(tiny_bert, tmp_path):
     records = make_records()
     # 5 validation queries in batches of 2: rank 0 gets 3 queries, rank 1 gets 2, each a partial last batch.
@@ -100,9 +111,12 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
         "+callbacks.nan.batch_idx=0",
         "+callbacks.record._target_=tests.recorders.RecordQueries",
         f"+callbacks.record.path={tmp_path / 'batches'}",
+        "+callbacks.counts._target_=tests.recorders.RecordValidatedCounts",
+        f"+callbacks.counts.path={tmp_path / 'counts'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stdout + result.stderr
+    assert_each_metric_counts_each_query_once(tmp_path / "counts", num_val=5)
     assert_each_query_on_one_rank(tmp_path / "batches", num_train=9, num_val=5, batch_size=2)
     ddp = json.loads((output / "metrics.json").read_text())
     rows = list(csv.DictReader((output / "csv" / "metrics.csv").open()))

@@ -14,6 +14,7 @@ from test_train import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker
+from reranker.cli import main as cli
 from reranker.model.kinds import ModelKind
 from reranker.serving.export import export_checkpoint
 from reranker.train import train
@@ -85,7 +86,8 @@ def test_exports_merged_and_adapter_only_score_like_the_checkpoint(yes_no_run, t
     output, _ = yes_no_run
     checkpoint = output / "checkpoints" / "last.ckpt"
     merged = export_checkpoint(checkpoint, tmp_path / "merged")
-    adapter = export_checkpoint(checkpoint, tmp_path / "adapter", adapter_only=True)
+    adapter = tmp_path / "adapter"
+    cli(["export", str(checkpoint), "--out", str(adapter), "--adapter-only"])  # as on the command line
     assert {"model.safetensors", "reranker.json", "tokenizer.json"} <= {p.name for p in merged.iterdir()}
     assert "adapter_config.json" not in {p.name for p in merged.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in adapter.iterdir()}

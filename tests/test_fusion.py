@@ -293,3 +293,23 @@ def test_a_recorded_weight_outside_the_unit_interval_names_the_file(bert_run, tm
     (folder / FUSION_FILE).write_text(json.dumps({"method": "zscore", "weight": 1.2}))
     with pytest.raises(InputError, match=f"^{folder / FUSION_FILE}: field 'weight' \\(a\\) must be"):
         read_fusion(folder)
+
+
+def test_without_a_recorded_fusion_first_stage_scores_are_mixed_by_reciprocal_rank(bert_run):
+    reranker = Reranker(bert_run / "export")
+    assert reranker.fusion is None
+    query = "서울에 대한 질문"
+    passages = [
+        "서울은 대한민국의 수도이다",
+        "김치는 배추로 만든다",
+        "태양은 항성이다",
+        "부산은 항구 도시이다",
+    ]
+    first_stage = [0.5, 3.0, 1.0, 2.0]
+    logits = reranker.score([(query, p) for p in passages])
+    # 1 / (60 + rank by the reranker) + 1 / (60 + rank by the first stage), ranks 1-based.
+    by_reranker = sorted(range(4), key=lambda i: -logits[i])
+    by_first_stage = sorted(range(4), key=lambda i: -first_stage[i])
+    expected = [1 / (61 + by_reranker.index(i)) + 1 / (61 + by_first_stage.index(i)) for i in range(4)]
+    ranked = reranker.rerank(query, passages, first_stage_scores=first_stage)
+    assert [r.score for r in sorted(ranked, key=lambda r: r.index)] == pytest.approx(expected)

@@ -58,3 +58,8 @@ def test_ranks_by_the_sweeps_optimized_metric(tmp_path):
     rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
     assert [row["run"] for row in rows] == ["1", "0"]
     assert list(rows[0])[3:5] == ["val/hit@1", "val/mrr@5"]
+    # --metric sorts by the metric named instead.
+    main([str(tmp_path), "--metric", "val/mrr@5"])
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert [row["run"] for row in rows] == ["0", "1"]
+    assert list(rows[0])[3] == "val/mrr@5"

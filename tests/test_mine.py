@@ -78,6 +78,31 @@ def test_filter_scores_at_most_max_scored_candidates_a_query():
     assert summary["queries_short_of_hard_negatives"] == 1
 
 
+def test_filter_replaces_dropped_candidates_in_rounds_of_twice_the_need():
+    # Every candidate but p5 scores above the positive: each is dropped and the next one drawn replaces it.
+    score, seen = table_scores({"p0": 0.0, "p1": 1.0, "p2": 1.0, "p3": 1.0, "p4": 1.0, "p5": -1.0})
+    rounds = []
+
+    def counted(pairs):
+        rounds.append(len(pairs))
+        return score(pairs)
+
+    positions = []
+    for seed in range(6):
+        rounds.clear()
+        seen.clear()
+        triplets, summary = mine(QUERIES, CORPUS, (1, 6), 1, seed=seed, score=counted, margin=0.0)
+        assert triplets[0]["neg"] == [CORPUS["p5"]], seed
+        drawn = [passage for _, passage in seen[1:]]  # seen[0]: the positive, scored first
+        at = drawn.index(CORPUS["p5"])
+        # Rounds of 2 (twice the one still needed) from a pool of 5, up to the round that finds p5.
+        expected = [min(2, 5 - 2 * i) for i in range(at // 2 + 1)]
+        assert rounds[1:] == expected, seed
+        assert summary["candidates_scored"] == sum(expected) == summary["removed_by_filter"] + 1
+        positions.append(at)
+    assert max(positions) >= 2  # some seed needed more than one round
+
+
 def test_filter_on_probabilities():
     # Logits 2.0 (positive) and 1.0: probabilities 0.88 and 0.73; a 0.1 margin keeps it, 0.2 drops it.
     score, _ = table_scores({"p0": 2.0, "p1": 1.0, "p2": -5, "p3": -5, "p4": -5, "p5": -5})

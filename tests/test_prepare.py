@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import write_jsonl
 
 from reranker.core.errors import InputError
 from reranker.preparation.retrievers.bm25 import BM25Index, bigram_tokens, whitespace_tokens
@@ -143,6 +144,20 @@ def test_bm25_tokenizers_and_tie_order():
     assert bigram_tokens("서울에는 강") == ["서울", "울에", "에는", "강"]
     index = BM25Index(["서울 한강", "서울 한강", "부산 바다"], "bigram")
     assert index.search("서울의 한강", 3) == [0, 1, 2]
+
+
+def test_candidates_with_the_kiwi_tokenizer_match_morphemes(tmp_path):
+    # "먹었다" shares the stem 먹 with p0 and only the ending 었다 with p1: kiwi's morphemes find p0, bigrams p1.
+    corpus = [{"id": "p0", "text": "먹는 음식은 맛있다"}, {"id": "p1", "text": "갔었다 왔었다 있었다"}]
+    queries = [{"qid": "q", "query": "먹었다", "pos_ids": ["p0"]}]
+    write_jsonl(tmp_path / "corpus.jsonl", corpus)
+    write_jsonl(tmp_path / "queries.jsonl", queries)
+    for tokenizer, first in (("kiwi", "p0"), ("bigram", "p1")):
+        out = tmp_path / f"{tokenizer}.jsonl"
+        main(["candidates", "--queries", str(tmp_path / "queries.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+              "--out", str(out), "--top-k", "2", "--bm25-tokenizer", tokenizer])  # fmt: skip
+        (record,) = read_jsonl(out)
+        assert record["candidate_ids"] == [first, *({"p0", "p1"} - {first})], tokenizer
 
 
 def one_paragraph(context: str, qas: list[dict]) -> dict:

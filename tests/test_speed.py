@@ -145,14 +145,16 @@ def test_length_grouping_resumes_exactly_mid_epoch():
 
 def test_query_max_length_keeps_the_query_whole_against_a_long_passage(tiny_bert):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    query = "서울 김치 부산"
+    # A query of 8 tokens and a long passage in 16: longest-first truncation would cut both texts to ~6.
+    query = " ".join(["서울"] * 8)
     passage = " ".join(["해운대는 부산에 있다"] * 40)
     query_ids = tokenizer(query, add_special_tokens=False)["input_ids"]
-    plain = PairEncoder(tokenizer, 16)(["" + query], [passage])["input_ids"][0].tolist()
+    assert len(query_ids) == 8
+    plain = PairEncoder(tokenizer, 16)([query], [passage])["input_ids"][0].tolist()
+    assert plain.index(tokenizer.sep_token_id) - 1 < 8  # without the knob, the long passage cuts the query
     kept = PairEncoder(tokenizer, 16, query_max_length=8)([query], [passage])["input_ids"][0].tolist()
     assert len(kept) == 16
-    assert kept[1 : 1 + len(query_ids)] == query_ids  # [CLS] query [SEP] passage...
-    assert plain[1 : 1 + len(query_ids)] != query_ids or len(query_ids) <= 7  # longest-first cut it
+    assert kept[1 : 1 + len(query_ids) + 1] == [*query_ids, tokenizer.sep_token_id]  # [CLS] query [SEP] ...
     long_query = " ".join(["서울"] * 30)
     cut = PairEncoder(tokenizer, 16, query_max_length=4)([long_query], [passage])["input_ids"][0].tolist()
     first_sep = cut.index(tokenizer.sep_token_id)

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from test_train import CONF, run_cli
 
@@ -70,3 +71,7 @@ def test_a_multirun_goes_on_past_a_nan_run_and_returns_the_optimised_metric(
     assert (
         returned[1] == metrics["val/mrr@10"] and (sweep_dir / "1" / "export" / "model.safetensors").is_file()
     )
+    # Every run folder, the diverged one's too, holds its resolved config.
+    for job, model in enumerate((nan_model, tiny_bert)):
+        resolved = yaml.safe_load((sweep_dir / str(job) / ".hydra" / "config.yaml").read_text())
+        assert resolved["model"]["model_name_or_path"] == str(model)

@@ -88,16 +88,19 @@ def test_aws_translates_each_unique_text_once_and_keeps_other_fields(tmp_path, a
     assert records[1]["neg"] == [fake("A cat is an animal.")] and records[1]["pos_scores"] == [1.5]
 
 
-def test_aws_retries_throttling_then_succeeds(tmp_path, aws):
+def test_aws_retries_throttling_then_succeeds(tmp_path, aws, monkeypatch):
     stubber, clock = aws
+    # Jitter at its top: each wait is the whole back-off delay, which doubles from 1 s.
+    monkeypatch.setattr(translate_aws.random, "uniform", lambda low, high: high)
     error(stubber, "ThrottlingException", UNIQUE[0])
     error(stubber, "ServiceUnavailableException", UNIQUE[0])
+    error(stubber, "ThrottlingException", UNIQUE[0])
     for text in UNIQUE:
         ok(stubber, text)
     records = [json.loads(line) for line in run(tmp_path).splitlines()]
     stubber.assert_no_pending_responses()
     assert records[0]["query"] == fake(UNIQUE[0])
-    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0] / 2  # backed off, then grew
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # backed off, then grew
 
 
 def test_aws_splits_a_passage_over_the_size_limit_and_joins_the_parts(tmp_path, aws):
