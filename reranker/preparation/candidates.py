@@ -94,6 +94,7 @@ def prepare_candidates(
         records.append({**query, "candidate_ids": ranked, "candidate_scores": scores, "forced": not rank})
     count = write_jsonl(Path(out), records)
     return {
+        "retriever": getattr(first_stage, "name", "custom"),
         "tokenizer": options["bm25_tokenizer"],
         "top_k": top_k,
         "queries": count,
