@@ -15,16 +15,7 @@ from reranker.preparation.mining import mine
 from reranker.preparation.retrievers import Hits
 from reranker.preparation.retrievers.bm25 import BM25Index
 from reranker.prepare import main
-
-CORPUS = {
-    "p0": "서울은 대한민국의 수도이다.",
-    "p1": "서울의 인구는 약 천만 명이다.",
-    "p2": "부산은 항구 도시이다.",
-    "p3": "서울 지하철은 노선이 많다.",
-    "p4": "제주도는 섬이다.",
-    "p5": "대전은 과학 도시이다.",
-}
-QUERIES = [{"qid": "q0", "query": "대한민국의 수도 서울", "pos_ids": ["p0"]}]
+from tests.test_mine import CORPUS, QUERIES
 
 
 class TableRetriever:
