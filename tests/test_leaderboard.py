@@ -52,7 +52,9 @@ def test_ranks_by_the_sweeps_optimized_metric(tmp_path):
         hydra_dir = tmp_path / name / ".hydra"
         hydra_dir.mkdir(parents=True)
         (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"model.lr={name}"]))
-        (hydra_dir / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/hit@1"}))
+        # As Hydra saves it: unresolved, the way conf/train.yaml writes it.
+        config = {"optimized_metric": "val/hit@${metrics.hit_k}", "metrics": {"hit_k": 1}}
+        (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config))
         (tmp_path / name / "metrics.json").write_text(json.dumps({"val/hit@1": hit1, "val/mrr@5": mrr5}))
     main([str(tmp_path)])
     rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))

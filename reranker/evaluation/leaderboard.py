@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from reranker.core.errors import InputError
 from reranker.core.tables import metric_order, render
@@ -36,14 +37,13 @@ def read_runs(multirun_dir: Path) -> list[dict]:
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         exported = (folder / "export" / "config.json").is_file()
         config_file = folder / ".hydra" / "config.yaml"
-        config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
         runs.append(
             {
                 "run": folder.name,
                 "overrides": overrides,
                 "metrics": metrics,
                 "exported": exported,
-                "optimized_metric": config.get("optimized_metric"),
+                "optimized_metric": optimized_metric(config_file),
             }
         )
     if not runs:
@@ -51,6 +51,16 @@ def read_runs(multirun_dir: Path) -> list[dict]:
             f"{multirun_dir}: no run folders with .hydra/overrides.yaml (is it a -m output folder?)"
         )
     return runs
+
+
+def optimized_metric(config_file: Path) -> str | None:
+    """The run's ``optimized_metric`` with its interpolations resolved (Hydra saves the config unresolved:
+    ``val/mrr@${metrics.mrr_k}``), or None when the file, the key or a value it refers to is missing."""
+    if not config_file.is_file():
+        return None
+    config = OmegaConf.load(config_file)
+    metric = OmegaConf.select(config, "optimized_metric", default=None, throw_on_resolution_failure=False)
+    return metric if isinstance(metric, str) and metric else None
 
 
 def swept_keys(runs: list[dict]) -> list[str]:
