@@ -206,3 +206,13 @@ def test_evaluate_with_a_model_writes_identical_reports(tiny_bert, queries_set, 
     assert cached["per_query"]["tiny"] == first["per_query"]["tiny"]
     with pytest.raises(SystemExit, match="^error: --compare names unknown rows"):
         main([*args, "--compare", FIRST_STAGE, "other"])
+
+
+def test_a_query_with_several_positives_needs_only_one_among_its_candidates(tmp_path):
+    # MS MARCO-style judgements: two positives, the first stage retrieved one of them.
+    records = [{**QUERIES[0], "pos_ids": [QUERIES[0]["pos_ids"][0], "p4"]}, *QUERIES[1:]]
+    eval_set = load_eval_set(
+        write_jsonl(tmp_path / "q.jsonl", records), write_jsonl(tmp_path / "c.jsonl", CORPUS)
+    )
+    assert eval_set.relevant[0] == [c in records[0]["pos_ids"] for c in records[0]["candidate_ids"]]
+    assert sum(eval_set.relevant[0]) == 1

@@ -118,11 +118,12 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
             raise InputError(f"{where}: field 'candidate_ids' lists a passage twice")
         known_ids(candidate_ids, corpus, "candidate_ids", where, corpus_path)
         pos_ids = id_list_field(record, "pos_ids", where)
-        absent = [p for p in pos_ids if p not in candidate_ids]
-        if not pos_ids or absent:
+        # A query may have several judged positives; the list must hold at least one of them (the others
+        # were simply not retrieved, as `prepare candidates` leaves them).
+        if not any(p in candidate_ids for p in pos_ids):
             raise InputError(
                 f"{where}: field 'pos_ids' must name at least one passage of 'candidate_ids' "
-                f"(not among them: {absent}); force the gold in with `prepare candidates`"
+                f"(none of {pos_ids} is among them); force the gold in with `prepare candidates`"
             )
         qids.append(qid)
         queries.append(text_field(record, "query", where))
