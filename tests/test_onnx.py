@@ -35,7 +35,7 @@ OLD_CHECKPOINT = Path(__file__).parent / "fixtures" / "old_checkpoint.ckpt"
 
 MAX_LENGTH, QUERY_MAX_LENGTH = 16, 4
 LONG_QUERY = "대한민국의 수도 서울에 대한 질문 김치와 부산과 해운대에 대한 질문"
-SHORT_QUERY = "서울은 어디"
+SHORT_QUERY = "서울은 수도"
 PASSAGES = [
     "서울은 대한민국의 수도이다 서울에는 한강이 흐른다 서울의 인구는 약 천만 명이다",
     "김치는 배추로 만든다 김치는 발효 음식이다 김장은 겨울에 한다",

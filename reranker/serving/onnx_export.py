@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -85,12 +87,25 @@ def write_onnx(
     return written
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter's progress lines and the tools' warnings (operators of absent packages, advice on
+    pre-processing, which fails on these graphs) hidden; errors still raise."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+
+
 def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor]):
-    """The model's ONNX program, batch and sequence axes dynamic; the exporter's progress lines hidden."""
+    """The model's ONNX program, batch and sequence axes dynamic."""
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     names = list(features)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with _quiet(), torch.no_grad():
         return torch.onnx.export(
             model,
             (),
@@ -125,9 +140,10 @@ def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], pat
 def _quantize_int8(source: Path, target: Path, large: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        source, target, weight_type=QuantType.QInt8, per_channel=True, use_external_data_format=large
-    )
+    with _quiet():
+        quantize_dynamic(
+            source, target, weight_type=QuantType.QInt8, per_channel=True, use_external_data_format=large
+        )
     return target
 
 
@@ -173,9 +189,14 @@ def onnx_card_section(files: list[str]) -> str:
         f"`{ONNX_FOLDER}/` holds "
         + " and ".join(f"`{name}`" for name in files)
         + " (float32"
-        + (", and int8 weights by dynamic quantisation" if QUANTIZED_FILE in files else "")
-        + f"); `{ONNX_FOLDER}/{FINGERPRINT_FILE}` records the weights they were written from. They score as"
-        " the weights do, under the same lengths and truncation:",
+        + (
+            ", and int8 weights by dynamic quantisation, close to but not equal to float32"
+            if QUANTIZED_FILE in files
+            else ""
+        )
+        + f") for ONNX Runtime; `{ONNX_FOLDER}/{FINGERPRINT_FILE}` records the weights they were written from,"
+        " and files that no longer match them are refused. `Reranker` scores through them under this card's"
+        " scoring contract (lengths, truncation), as through the weights:",
         "",
         "```python",
         "from reranker import Reranker",
