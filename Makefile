@@ -20,11 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # transformers 4 beside the main environment's 5: FlagEmbedding (which does not import under 5) and this
-# package at the oldest transformers it admits. tests/test_clients.py checks our exports with it.
+# package at the oldest transformers it admits. tests/test_clients.py checks our exports with it, and
+# tests/test_onnx.py their ONNX files with sentence-transformers' ONNX backend (Optimum ONNX: transformers < 4.58).
 $(COMPAT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
-	$(COMPAT_VENV)/bin/python -m pip install --quiet "torch==2.13.0" "transformers==4.46.3" "FlagEmbedding==1.4.2" -e .
+	$(COMPAT_VENV)/bin/python -m pip install --quiet "torch==2.13.0" "transformers==4.46.3" "FlagEmbedding==1.4.2" \
+		"optimum-onnx[onnxruntime]==0.1.0" -e .
 	touch $@
 
 setup: $(VENV)/.installed

@@ -17,10 +17,12 @@ from reranker.model.checkpoint import load_checkpoint
 from reranker.model.contract import model_limit, read_contract
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
+from reranker.model.onnx_backend import load_onnx
 from reranker.model.scoring import Scorer, token_budget_batches
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")
+BACKENDS = ("torch", "onnx")
 
 
 class RerankerModel:
@@ -46,6 +48,12 @@ class RerankerModel:
             ``conf/model/qwen3_reranker_0_6b.yaml``.
         query_max_length: tokens a query is cut to before the pair is (then only the passage is cut).
             None: the recorded value (none for a model without a record); a given value overrides it.
+        backend: ``"torch"`` (default) or ``"onnx"``: the ONNX files of an export folder (encoder
+            kinds; ``reranker export FOLDER --onnx`` writes them) run through ONNX Runtime, under the same
+            contract; ``device`` None is then the CPU. The files are checked against the weights beside
+            them (:mod:`reranker.model.onnx_backend`).
+        onnx_file: with ``backend="onnx"``, the file of the folder's ``onnx/`` to run: ``"model.onnx"``
+            (None, float32) or ``"model_qint8_quantized.onnx"`` (int8 weights, ``--quantize int8``).
 
     A folder holding a LoRA adapter alone (``adapter_config.json``) is loaded on its base model and merged.
 
@@ -60,8 +68,11 @@ class RerankerModel:
         dtype: str | torch.dtype | None = None,
         kind: dict | ModelKind | None = None,
         query_max_length: int | None = None,
+        backend: str = "torch",
+        onnx_file: str | None = None,
     ) -> None:
         name_or_path = str(name_or_path)
+        _check_backend(backend, onnx_file, dtype, name_or_path)
         for name, value, least in (("max_length", max_length, 2), ("query_max_length", query_max_length, 1)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
                 raise InputError(f"{name} must be None or an integer >= {least}, got {value!r}")
@@ -75,7 +86,9 @@ class RerankerModel:
             if kind is not None:
                 contract = dataclasses.replace(contract, kind=ModelKind.from_config(kind))
             tokenizer = set_padding_token(load_tokenizer(name_or_path))
-            if is_adapter_folder(resolve_model_path(name_or_path)):
+            if backend == "onnx":
+                self.model = load_onnx(name_or_path, contract.kind, onnx_file, device or "cpu")
+            elif is_adapter_folder(resolve_model_path(name_or_path)):
                 base = contract.kind.load_model(adapter_base(name_or_path), tokenizer)
                 self.model = load_adapter(base, name_or_path)
             else:
@@ -92,8 +105,11 @@ class RerankerModel:
             self.max_length = min(self.max_length, limit)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         self.scorer = Scorer(self.kind, tokenizer)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device, dtype=dtype).eval()
+        if backend == "onnx":
+            self.device = torch.device("cpu")  # the features' device: ONNX Runtime takes them from numpy
+        else:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model.to(self.device, dtype=dtype).eval()
 
     @torch.inference_mode()
     def score(
@@ -140,6 +156,20 @@ class RerankerModel:
         if normalize == "softmax":
             return _softmax_per_query(logits, [query for query, _ in pairs]).tolist()
         return logits.tolist()
+
+
+def _check_backend(backend: str, onnx_file: str | None, dtype: object, name_or_path: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == "torch" and onnx_file is not None:
+        raise InputError("onnx_file applies to backend='onnx'")
+    if backend == "onnx" and name_or_path.endswith(".ckpt"):
+        raise InputError(
+            f"backend='onnx' loads an export folder, not a checkpoint: "
+            f"reranker export {name_or_path} --out DIR --onnx"
+        )
+    if backend == "onnx" and dtype not in (None, "float32", torch.float32):
+        raise InputError(f"backend='onnx' runs its file's precision; dtype must be None, got {dtype!r}")
 
 
 def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:

@@ -1,8 +1,10 @@
 """Write a trained checkpoint as a plain Hugging Face folder: config.json, model.safetensors, tokenizer
 files, reranker.json (the scoring contract, :mod:`reranker.model.contract`), a README.md model card and,
-when validation chose a mix with the first stage, fusion.json.
+when validation chose a mix with the first stage, fusion.json; with ``--onnx``, ONNX files in ``onnx/``
+(:mod:`reranker.serving.onnx_export`).
 
-``reranker export CHECKPOINT --out DIR [--push-to-hub REPO]``
+``reranker export CHECKPOINT --out DIR [--onnx [--quantize int8]] [--push-to-hub REPO]``;
+``reranker export FOLDER --onnx [--quantize int8]`` adds ONNX files to an export folder.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reranker.model.checkpoint import load_checkpoint
 from reranker.model.fusion import write_fusion
 from reranker.model.loading import load_tokenizer, quiet_transformers, set_padding_token
 from reranker.serving.model_card import render_model_card, run_config_for, write_model_card
+from reranker.serving.onnx_export import check_quantize, export_onnx, onnx_card_section, write_onnx
 
 
 def export_checkpoint(
@@ -28,6 +31,8 @@ def export_checkpoint(
     metrics: dict[str, float] | None = None,
     model_id: str | None = None,
     adapter_only: bool = False,
+    onnx: bool = False,
+    quantize: str | None = None,
 ) -> Path:
     """Export the reranker of a Lightning checkpoint to ``output_dir``, with a model card.
 
@@ -42,7 +47,17 @@ def export_checkpoint(
     The folder is written next to its destination and moved into place at the end, so a failure
     leaves no half-written export. The tokenizer is the one the run trained with (stored in the
     checkpoint) unless another is given.
+
+    ``onnx`` also writes ``onnx/model.onnx`` (an encoder kind's float32 graph) and ``quantize="int8"``
+    ``onnx/model_qint8_quantized.onnx``, with the fingerprint of the weights they come from.
     """
+    check_quantize(quantize)
+    if quantize is not None and not onnx:
+        raise InputError("quantize applies to the ONNX files: give onnx=True (--onnx) too")
+    if onnx and adapter_only:
+        raise InputError(
+            "ONNX files are written from merged weights: leave out adapter_only (--adapter-only)"
+        )
     checkpoint_path = Path(checkpoint_path)
     loaded = load_checkpoint(checkpoint_path)
     hparams = loaded.hyper_parameters
@@ -79,6 +94,9 @@ def export_checkpoint(
         contract.write(staging)
         tokenizer.save_pretrained(staging)
         _name_tokenizer_class_for_transformers_4(staging)
+        if onnx:
+            written = write_onnx(model, tokenizer, contract.kind, staging, quantize)
+            card += onnx_card_section([file.name for file in written])
         write_model_card(staging, card)
         if contract.mix is not None:
             write_fusion(staging, contract.mix, contract.fusion)
@@ -150,8 +168,11 @@ def main(argv: list[str] | None = None) -> None:
         prog="reranker export",
         description="Export a reranker train checkpoint as a Hugging Face folder with a model card.",
     )
-    parser.add_argument("checkpoint", help="a .ckpt file written by reranker train")
-    parser.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    parser.add_argument(
+        "checkpoint",
+        help="a .ckpt file written by reranker train, or an export folder to add ONNX files to (with --onnx)",
+    )
+    parser.add_argument("--out", help="the folder to write (replaced if it exists); required for a .ckpt")
     parser.add_argument(
         "--tokenizer",
         help="Hugging Face tokenizer folder or hub name (default: the one the run trained with)",
@@ -162,20 +183,47 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="a LoRA model: write the adapter alone instead of the merged weights",
     )
+    parser.add_argument(
+        "--onnx", action="store_true", help="also write onnx/model.onnx (encoder kinds) for ONNX Runtime"
+    )
+    parser.add_argument(
+        "--quantize", choices=["int8"], help="with --onnx, also onnx/model_qint8_quantized.onnx"
+    )
     args = parser.parse_args(argv)
     try:
-        folder = export_checkpoint(
-            args.checkpoint,
-            args.out,
-            args.tokenizer,
-            model_id=args.push_to_hub,
-            adapter_only=args.adapter_only,
-        )
+        if Path(args.checkpoint).is_dir():
+            folder = _add_onnx(args)
+        else:
+            if args.out is None:
+                raise InputError("--out is required to export a checkpoint")
+            folder = export_checkpoint(
+                args.checkpoint,
+                args.out,
+                args.tokenizer,
+                model_id=args.push_to_hub,
+                adapter_only=args.adapter_only,
+                onnx=args.onnx,
+                quantize=args.quantize,
+            )
+            print(f"exported {args.checkpoint} to {folder}")
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"exported {args.checkpoint} to {folder}")
     if args.push_to_hub:
         print(f"uploaded to {push_to_hub(folder, args.push_to_hub)}")
+
+
+def _add_onnx(args: argparse.Namespace) -> Path:
+    """``reranker export FOLDER --onnx``: ONNX files added to the export folder in place."""
+    folder = Path(args.checkpoint)
+    if not args.onnx:
+        raise InputError(f"{folder} is a folder: give --onnx to add ONNX files to it, or a .ckpt to export")
+    if args.out is not None and Path(args.out).resolve() != folder.resolve():
+        raise InputError(f"--out {args.out}: ONNX files are added to {folder} itself; leave out --out")
+    if args.tokenizer or args.adapter_only:
+        raise InputError("--tokenizer and --adapter-only apply to exporting a checkpoint, not to a folder")
+    for path in export_onnx(folder, args.quantize):
+        print(f"wrote {path}")
+    return folder
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""ONNX exports: ``Reranker(path, backend="onnx")`` scores as the torch weights do under the scoring
+contract (float32 within 1e-4; int8 within a stated bound and the same ranking, near enough), and
+sentence-transformers' ``CrossEncoder(path, backend="onnx")`` loads the same files.
+
+The export folders are built without training: a tiny model with wide random weights and a
+``reranker.json`` recording short lengths, so every pair below is cut.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import build_tiny_qwen3, spread_copy
+from scipy.stats import spearmanr
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from reranker import Reranker
+from reranker.core.errors import InputError
+from reranker.model.contract import ScoringContract
+from reranker.model.kinds import ModelKind
+from reranker.model.onnx_backend import FINGERPRINT_FILE, ONNX_FILE, QUANTIZED_FILE
+from reranker.serving.export import main as export_main
+from reranker.serving.onnx_export import export_onnx
+
+pytest.importorskip("onnxruntime")
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPAT_PYTHON = Path(os.environ.get("RERANKER_COMPAT_PYTHON", ROOT / ".venv-compat" / "bin" / "python"))
+COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_onnx_cross_encoder.py"
+OLD_CHECKPOINT = Path(__file__).parent / "fixtures" / "old_checkpoint.ckpt"
+
+MAX_LENGTH, QUERY_MAX_LENGTH = 16, 4
+LONG_QUERY = "대한민국의 수도 서울에 대한 질문 김치와 부산과 해운대에 대한 질문"
+SHORT_QUERY = "서울은 수도"
+PASSAGES = [
+    "서울은 대한민국의 수도이다 서울에는 한강이 흐른다 서울의 인구는 약 천만 명이다",
+    "김치는 배추로 만든다 김치는 발효 음식이다 김장은 겨울에 한다",
+    "부산은 항구 도시이다 부산에는 해운대 해수욕장이 있다 부산 국제 영화제가 열린다",
+    "축구는 열한 명이 한 팀이다 월드컵은 사 년마다 열린다",
+    "태양은 항성이다 지구는 태양 주위를 돈다 태양의 빛은 팔 분 걸린다",
+    "동해는 깊은 바다이다 서해에는 갯벌이 넓다 남해에는 섬이 많다",
+    "서울에는 한강이 흐른다",
+    "김치",
+]
+PAIRS = [(query, passage) for query in (LONG_QUERY, SHORT_QUERY) for passage in PASSAGES]
+# int8 (dynamic quantisation) against float32 on these tiny wide-weight models, measured: largest score
+# difference 0.21 (BERT, scores spread over 1.8) and 0.06 (XLM-R, over 0.9); Spearman 0.97 and 0.99. Real
+# models, with narrower weights, quantise closer; these bounds are for the tiny ones.
+INT8_MAX_ERROR = 0.3
+INT8_MIN_SPEARMAN = 0.9
+
+
+def make_export(model_dir: str, folder: Path) -> Path:
+    """An export folder as ``reranker export`` writes one: weights, tokenizer, the contract in
+    ``reranker.json`` and in the settings other clients read (max_length, identity activation)."""
+    spread_copy(model_dir, folder)
+    contract = ScoringContract(max_length=MAX_LENGTH, query_max_length=QUERY_MAX_LENGTH, model_max_length=128)
+    config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    contract.write_native(config, tokenizer)
+    config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    contract.write(folder)
+    (folder / "README.md").write_text("# model\n\n## Scoring\n\nthe logit\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module", params=["tiny_bert", "tiny_xlmr"])
+def onnx_export(request, tmp_path_factory) -> Path:
+    """Each tiny export (BERT with token_type_ids, XLM-R without) with float32 and int8 ONNX files."""
+    folder = make_export(request.getfixturevalue(request.param), tmp_path_factory.mktemp(request.param))
+    export_onnx(folder, quantize="int8")
+    return folder
+
+
+def test_onnx_float32_scores_as_torch_under_the_recorded_contract(onnx_export):
+    torch_scores = Reranker(onnx_export, device="cpu").score(PAIRS)
+    onnx = Reranker(onnx_export, backend="onnx")
+    assert (onnx.max_length, onnx.query_max_length) == (MAX_LENGTH, QUERY_MAX_LENGTH)
+    onnx_scores = onnx.score(PAIRS, batch_size=3)
+    assert onnx_scores == pytest.approx(torch_scores, abs=1e-4)
+    # The contract is exercised: other lengths give other scores for these pairs.
+    uncut = Reranker(onnx_export, backend="onnx", max_length=64, query_max_length=32).score(PAIRS)
+    assert max(abs(a - b) for a, b in zip(uncut, onnx_scores, strict=True)) > 1e-2
+    assert onnx.score(PAIRS, normalize="sigmoid") == pytest.approx(
+        torch.sigmoid(torch.tensor(torch_scores)).tolist(), abs=1e-4
+    )
+    assert sorted(onnx_scores)[-1] - sorted(onnx_scores)[0] > 0.5  # scores spread enough to rank
+
+
+def test_onnx_int8_is_close_and_ranks_alike(onnx_export):
+    float32 = Reranker(onnx_export, backend="onnx").score(PAIRS)
+    int8 = Reranker(onnx_export, backend="onnx", onnx_file=QUANTIZED_FILE).score(PAIRS)
+    assert int8 != float32  # the quantised graph, not the float32 one
+    assert max(abs(a - b) for a, b in zip(int8, float32, strict=True)) < INT8_MAX_ERROR
+    assert spearmanr(int8, float32).statistic > INT8_MIN_SPEARMAN
+    card = (onnx_export / "README.md").read_text(encoding="utf-8")
+    assert card.count("## ONNX") == 1 and QUANTIZED_FILE in card and "## Scoring" in card
+
+
+def test_sentence_transformers_cross_encoder_loads_the_onnx_files(onnx_export, tmp_path):
+    # sentence-transformers 6 finds the files where the export puts them (its layout rules, run here) ...
+    from sentence_transformers.backend.utils import backend_should_export
+
+    for file_name in (ONNX_FILE, QUANTIZED_FILE):
+        export, kwargs = backend_should_export(
+            onnx_export, True, {"file_name": file_name}, ONNX_FILE, "*.onnx", "ONNX"
+        )
+        assert (export, kwargs) == (False, {"file_name": file_name, "subfolder": "onnx"})
+    # ... and runs them through Optimum ONNX, which admits transformers < 4.58 only: the compat environment.
+    if not COMPAT_PYTHON.exists():
+        pytest.skip(f"missing test dependency: {COMPAT_PYTHON}; `make .venv-compat/.installed` builds it")
+    # CrossEncoder cuts the longer text first and has no query_max_length: queries within it, so both cut
+    # only the passage.
+    pairs = [(SHORT_QUERY, passage) for passage in PASSAGES]
+    tokenizer = AutoTokenizer.from_pretrained(onnx_export)
+    assert len(tokenizer(SHORT_QUERY, add_special_tokens=False)["input_ids"]) <= QUERY_MAX_LENGTH
+    pairs_file = tmp_path / "pairs.json"
+    pairs_file.write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+    result = subprocess.run(
+        [
+            str(COMPAT_PYTHON),
+            str(COMPAT_SCRIPT),
+            str(pairs_file),
+            str(onnx_export),
+            ONNX_FILE,
+            QUANTIZED_FILE,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    for file_name in (ONNX_FILE, QUANTIZED_FILE):
+        assert loaded[file_name]["model_class"] == "ORTModelForSequenceClassification"
+        assert Path(loaded[file_name]["model_path"]).name == file_name
+        ours = Reranker(onnx_export, backend="onnx", onnx_file=file_name).score(pairs)
+        assert loaded[file_name]["scores"] == pytest.approx(ours, abs=1e-4)  # raw logits: Identity
+    torch_scores = Reranker(onnx_export, device="cpu").score(pairs)
+    assert loaded[ONNX_FILE]["scores"] == pytest.approx(torch_scores, abs=1e-4)
+
+
+def test_onnx_files_of_other_weights_are_refused(onnx_export, tmp_path):
+    stale = shutil.copytree(onnx_export, tmp_path / "stale")
+    # The weights exported again (other values) after the ONNX files were written.
+    model = AutoModelForSequenceClassification.from_pretrained(stale)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    model.save_pretrained(stale)
+    with pytest.raises(InputError, match=r"weights changed after the ONNX files were written") as err:
+        Reranker(stale, backend="onnx")
+    assert "\n" not in str(err.value) and f"reranker export {stale} --onnx" in str(err.value)
+    # An ONNX file swapped for another, the weights unchanged.
+    replaced = shutil.copytree(onnx_export, tmp_path / "replaced")
+    shutil.copy(replaced / "onnx" / QUANTIZED_FILE, replaced / "onnx" / ONNX_FILE)
+    with pytest.raises(InputError, match=r"onnx\.model\.onnx: .* is not the file written with these weights"):
+        Reranker(replaced, backend="onnx")
+    # No record at all.
+    (replaced / "onnx" / FINGERPRINT_FILE).unlink()
+    with pytest.raises(InputError, match=r"has no onnx/fingerprint\.json"):
+        Reranker(replaced, backend="onnx")
+
+
+def test_an_export_without_onnx_names_the_command_that_writes_it(tiny_bert, tmp_path, capsys):
+    folder = make_export(tiny_bert, tmp_path / "plain")
+    with pytest.raises(InputError) as err:
+        Reranker(folder, backend="onnx")
+    message = str(err.value)
+    assert f"has no onnx/{ONNX_FILE}" in message and f"reranker export {folder} --onnx" in message
+    # The command it names writes the files, and the export then scores through them.
+    export_main([str(folder), "--onnx"])
+    assert capsys.readouterr().out.strip() == f"wrote {folder / 'onnx' / ONNX_FILE}"
+    assert Reranker(folder, backend="onnx").score(PAIRS) == pytest.approx(
+        Reranker(folder, device="cpu").score(PAIRS), abs=1e-4
+    )
+    with pytest.raises(InputError, match=f"has no onnx/{QUANTIZED_FILE}"):
+        Reranker(folder, backend="onnx", onnx_file=QUANTIZED_FILE)
+
+
+def test_a_checkpoint_exports_with_onnx_files(tmp_path, capsys):
+    out = tmp_path / "export"
+    export_main([str(OLD_CHECKPOINT), "--out", str(out), "--onnx", "--quantize", "int8"])
+    assert sorted(path.name for path in (out / "onnx").iterdir()) == sorted(
+        [ONNX_FILE, QUANTIZED_FILE, FINGERPRINT_FILE]
+    )
+    assert "## ONNX" in (out / "README.md").read_text(encoding="utf-8")
+    # Its model has 64 positions: pairs that fit them.
+    pairs = [(SHORT_QUERY, passage.split("다 ")[0]) for passage in PASSAGES]
+    assert Reranker(out, backend="onnx").score(pairs) == pytest.approx(
+        Reranker(out, device="cpu").score(pairs), abs=1e-4
+    )
+
+
+def test_decoder_kinds_are_refused_naming_what_is_supported(tmp_path):
+    folder = build_tiny_qwen3(tmp_path / "qwen3")
+    kind = ModelKind(form="yes_no", query_template="Q: {query}", passage_template="\nP: {passage}\nA:")
+    (tmp_path / "qwen3" / "reranker.json").write_text(json.dumps({"kind": kind.to_config()}))
+    expected = r"ONNX supports encoder cross-encoders only .* this model is a YesNoDecoder"
+    with pytest.raises(InputError, match=expected):
+        Reranker(folder, backend="onnx")
+    with pytest.raises(SystemExit, match=f"^error: .*{expected}"):
+        export_main([folder, "--onnx"])
+    assert not (tmp_path / "qwen3" / "onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{ckpt}", "--out", "{tmp}/x", "--quantize", "int8"], "quantize applies to the ONNX files"),
+        (["{ckpt}", "--out", "{tmp}/x", "--onnx", "--adapter-only"], "leave out adapter_only"),
+        (["{ckpt}", "--onnx"], "--out is required"),
+        (["{tmp}", "--quantize", "int8"], "give --onnx"),
+    ],
+)
+def test_export_cli_errors_are_one_line_and_write_nothing(argv, message, tmp_path):
+    argv = [arg.format(ckpt=OLD_CHECKPOINT, tmp=tmp_path) for arg in argv]
+    with pytest.raises(SystemExit) as err:
+        export_main(argv)
+    assert str(err.value).startswith("error: ") and message in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_backend_arguments(onnx_export):
+    for kwargs, message in [
+        ({"backend": "tensorrt"}, "backend must be one of torch, onnx"),
+        ({"onnx_file": ONNX_FILE}, "onnx_file applies to backend='onnx'"),
+        ({"backend": "onnx", "dtype": "float16"}, "dtype must be None"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            Reranker(onnx_export, **kwargs)
+    with pytest.raises(InputError, match=r"not a checkpoint: reranker export .* --out DIR --onnx"):
+        Reranker(OLD_CHECKPOINT, backend="onnx")
