@@ -182,6 +182,15 @@ def test_an_export_without_onnx_names_the_command_that_writes_it(tiny_bert, tmp_
         Reranker(folder, backend="onnx", onnx_file=QUANTIZED_FILE)
 
 
+def test_int8_export_leaves_nothing_in_the_working_directory(tiny_bert, tmp_path, monkeypatch):
+    folder = make_export(tiny_bert, tmp_path / "plain")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    export_main([str(folder), "--onnx", "--quantize", "int8"])
+    assert (folder / "onnx" / QUANTIZED_FILE).is_file() and list(work.iterdir()) == []
+
+
 def test_a_checkpoint_exports_with_onnx_files(tmp_path, capsys):
     out = tmp_path / "export"
     export_main([str(OLD_CHECKPOINT), "--out", str(out), "--onnx", "--quantize", "int8"])

@@ -140,7 +140,10 @@ def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], pat
 def _quantize_int8(source: Path, target: Path, large: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _quiet():
+    # ONNX Runtime's shape inference saves a scratch model into the working directory: keep it out of
+    # the user's folder.
+    source, target = source.resolve(), target.resolve()
+    with _quiet(), tempfile.TemporaryDirectory(prefix="reranker-onnx-") as scratch, contextlib.chdir(scratch):
         quantize_dynamic(
             source, target, weight_type=QuantType.QInt8, per_channel=True, use_external_data_format=large
         )
