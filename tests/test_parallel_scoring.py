@@ -19,6 +19,7 @@ from reranker.core.errors import InputError
 from reranker.model.reranker_model import RerankerModel
 from reranker.model.shards import ShardFolder
 from reranker.preparation.prepare import main as prepare_main
+from reranker.preparation.prepare import parse_args
 from reranker.preparation.teacher import prepare_teacher
 
 SHARD_SIZE = 5  # 12 queries: shards of 5, 5 and 2; with 2 processes rank 0 scores shards 0 and 2
@@ -73,6 +74,7 @@ def test_two_processes_write_the_bytes_of_one_process(bert_teacher, triplets, tm
     assert teacher(triplets, bert_teacher, one, devices=1) == {
         "triplets": 12, "pairs": 39, "shards": f"{one}.shards"
     }  # fmt: skip
+    assert one.read_text(encoding="utf-8") == expected_lines(triplets, bert_teacher)
     two = tmp_path / "two.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "reranker.prepare", "teacher", str(triplets), "--model", bert_teacher,
@@ -86,7 +88,6 @@ def test_two_processes_write_the_bytes_of_one_process(bert_teacher, triplets, tm
         "shards": f"{two}.shards",
     }  # rank 0 only
     assert two.read_bytes() == one.read_bytes()
-    assert one.read_text(encoding="utf-8") == expected_lines(triplets, bert_teacher)
     assert sorted(p.name for p in Path(f"{two}.shards").iterdir()) == [
         "config.json", "shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl"
     ]  # fmt: skip
@@ -179,3 +180,15 @@ def test_merge_refuses_lost_doubled_and_foreign_shards(tmp_path):
     other.write(2, [[9.0, 9.0]])  # a shard scored by another run's configuration, dropped in the folder
     with pytest.raises(InputError, match=r"shard-00002.jsonl, line 1: .*another configuration.*refused"):
         shards.merge()
+
+
+def test_the_slurm_script_runs_one_teacher_task_a_gpu():
+    script = Path(__file__).resolve().parents[1] / "slurm" / "teacher_multinode.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "#SBATCH --requeue" in text and "srun python -m reranker.prepare teacher" in text
+    assert '--devices "${SLURM_NTASKS_PER_NODE}" --num-nodes "${SLURM_NNODES}" "$@"' in text
+    # The arguments it passes, with the example's, are the command's own.
+    arguments = parse_args(["teacher", "--accelerator", "gpu", "--devices", "8", "--num-nodes", "2",
+                            "in.jsonl", "--model", "m", "--out", "o.jsonl", "--batch-size", "128"])  # fmt: skip
+    assert (arguments.devices, arguments.num_nodes, arguments.accelerator) == (8, 2, "gpu")
