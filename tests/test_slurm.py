@@ -11,7 +11,9 @@ from test_resume import INTERRUPT, final_weights, run
 from reranker.train import resolve_ckpt_path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((REPO / "slurm").glob("*.sbatch"))
+SCRIPTS = sorted(
+    (REPO / "slurm").glob("train_*.sbatch")
+)  # training scripts; teacher_*: test_parallel_scoring
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = COMMANDS[command][1](**arguments)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
-    print(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+    if summary is not None:  # None: a data-parallel rank other than zero, which reports nothing
+        print(json.dumps(summary, ensure_ascii=False, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from reranker.core.errors import InputError
+from reranker.model.identity import model_identity
 from reranker.preparation.retrievers.base import Hits
 from reranker.preparation.retrievers.embedder import Embedder
 from reranker.preparation.retrievers.embedding_cache import (
     SHARD_SIZE,
     EmbeddingCache,
     corpus_identity,
-    model_identity,
 )
 from reranker.preparation.retrievers.index import VectorIndex
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from reranker.core.errors import InputError
+from reranker.model.identity import model_folder
 from reranker.model.loading import load_tokenizer, quiet_transformers, resolve_model_path
 
 POOLINGS = ("mean", "cls")
@@ -32,19 +33,6 @@ OTHER_LEGACY_MODES = (
     "pooling_mode_weightedmean_tokens",
     "pooling_mode_lasttoken",
 )
-
-
-def model_folder(name_or_path: str) -> Path | None:
-    """The local folder of a model: the path itself, or the hub cache's snapshot (None when absent)."""
-    path = resolve_model_path(name_or_path)
-    if Path(path).is_dir():
-        return Path(path)
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
-    except Exception:  # offline and not cached, unknown name...: the model loader reports it
-        return None
 
 
 def read_modules(folder: Path | None) -> tuple[str | None, str | None]:

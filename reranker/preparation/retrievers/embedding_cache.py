@@ -26,42 +26,6 @@ import numpy as np
 MANIFEST = "manifest.json"
 FORMAT = 1
 SHARD_SIZE = 50_000  # passages per shard: what a killed encoding can lose, ~38 MB at 384 dimensions
-SMALL_FILE = 16 << 20  # files up to this size are hashed whole
-SAMPLES, SAMPLE_SIZE = 16, 64 << 10
-MODEL_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".txt", ".model")
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a small file, or of 16 evenly spread blocks (first and last included) of a large one."""
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        if size <= SMALL_FILE:
-            digest.update(handle.read())
-        else:
-            for sample in range(SAMPLES):
-                handle.seek((size - SAMPLE_SIZE) * sample // (SAMPLES - 1))
-                digest.update(handle.read(SAMPLE_SIZE))
-    return digest.hexdigest()
-
-
-def model_identity(name: str, folder: Path | None) -> dict:
-    """What identifies a model's weights: its folder and each model file's size and digest.
-
-    A hub name that is not in the local cache has no files to read: its name alone identifies it.
-    """
-    if folder is None:
-        return {"name": name}
-    folder = folder.resolve()
-    # The top level and sentence-transformers' module folders (1_Pooling, 2_Normalize...).
-    candidates = [*folder.glob("*"), *folder.glob("[0-9]*_*/*")]
-    files = sorted(p for p in candidates if p.is_file() and p.suffix in MODEL_SUFFIXES)
-    return {
-        "path": str(folder),
-        "files": {
-            str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": file_digest(p)} for p in files
-        },
-    }
 
 
 def corpus_identity(passages: Sequence[str]) -> dict:
