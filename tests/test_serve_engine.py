@@ -25,6 +25,9 @@ from conftest import MISSING
 from reranker import Reranker
 from reranker.model.loading import load_tokenizer
 
+# A server start per export: a minute or more.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 INFINITY_PYTHON = Path(os.environ.get("RERANKER_INFINITY_PYTHON", ROOT / ".venv-infinity" / "bin" / "python"))
 # Loading torch and the model in a second process takes about a minute on a loaded 2-core machine.
@@ -78,11 +81,17 @@ def stop(server: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def infinity(trained_run, tmp_path) -> Iterator[tuple[str, Path]]:
-    """``infinity_emb v2`` serving the run's export on 127.0.0.1: the base URL and the export."""
+def infinity_python() -> Path:
     if not INFINITY_PYTHON.exists():
         # CI builds it through `make test`: there its absence fails the run (tests/ci_guard.py).
         pytest.skip(f"{MISSING} {INFINITY_PYTHON}; `make .venv-infinity/.installed` builds it")
+    return INFINITY_PYTHON
+
+
+@pytest.fixture
+def infinity(infinity_python, trained_run, tmp_path) -> Iterator[tuple[str, Path]]:
+    """``infinity_emb v2`` serving the run's export on 127.0.0.1: the base URL and the export (skipped, before
+    the run trains, where infinity is not installed)."""
     export = trained_run / "export"
     port = free_port()
     log = tmp_path / "infinity.log"
@@ -94,7 +103,7 @@ def infinity(trained_run, tmp_path) -> Iterator[tuple[str, Path]]:
         "TOKENIZERS_PARALLELISM": "false",
     }
     command = [
-        str(INFINITY_PYTHON), "-m", "infinity_emb.cli", "v2",
+        str(infinity_python), "-m", "infinity_emb.cli", "v2",
         "--model-id", str(export), "--served-model-name", "reranker",
         "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--no-model-warmup",
     ]  # fmt: skip
