@@ -8,6 +8,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
 COMPAT_VENV := .venv-compat
+INFINITY_VENV := .venv-infinity
 .PHONY: demo test lint setup
 
 $(VENV)/.installed: pyproject.toml
@@ -29,12 +30,19 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 		"optimum-onnx[onnxruntime]==0.1.0" -e .
 	touch $@
 
+# infinity-emb, a /rerank server, pins transformers 4 and sentence-transformers 3: its own environment.
+# tests/test_serve_engine.py serves our exports with it.
+$(INFINITY_VENV)/.installed:
+	$(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/python -m pip install --quiet "torch==2.13.0" "infinity-emb[server,torch]==0.0.78"
+	touch $@
+
 setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m reranker.train experiment=demo_ko
 
-test: $(VENV)/.installed $(COMPAT_VENV)/.installed
+test: $(VENV)/.installed $(COMPAT_VENV)/.installed $(INFINITY_VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
