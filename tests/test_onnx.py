@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from reranker import Reranker
 from reranker.core.errors import InputError
+from reranker.evaluation.evaluate import main as evaluate_main
 from reranker.model.contract import ScoringContract
 from reranker.model.kinds import ModelKind
 from reranker.model.onnx_backend import FINGERPRINT_FILE, ONNX_FILE, QUANTIZED_FILE
@@ -47,10 +48,12 @@ PASSAGES = [
     "김치",
 ]
 PAIRS = [(query, passage) for query in (LONG_QUERY, SHORT_QUERY) for passage in PASSAGES]
-# int8 (dynamic quantisation) against float32 on these tiny wide-weight models, measured: largest score
-# difference 0.21 (BERT, scores spread over 1.8) and 0.06 (XLM-R, over 0.9); Spearman 0.97 and 0.99. Real
-# models, with narrower weights, quantise closer; these bounds are for the tiny ones.
-INT8_MAX_ERROR = 0.3
+# int8 (dynamic quantisation, 7-bit weights) against float32 on these tiny wide-weight models, whose
+# tokenizers (and so scores) differ from run to run: over 12 runs each, the mean score difference was at
+# most 0.046 of the float32 scores' range (largest single difference 0.48) and Spearman at least 0.93.
+# Full 8-bit weights saturate on CPUs with AVX2 but no VNNI: there the mean difference reached 0.06-0.58
+# of the range and Spearman fell to 0.69-0.97. Real models, with narrower weights, quantise closer.
+INT8_MAX_MEAN_ERROR_SHARE = 0.08
 INT8_MIN_SPEARMAN = 0.9
 
 
@@ -95,10 +98,47 @@ def test_onnx_int8_is_close_and_ranks_alike(onnx_export):
     float32 = Reranker(onnx_export, backend="onnx").score(PAIRS)
     int8 = Reranker(onnx_export, backend="onnx", onnx_file=QUANTIZED_FILE).score(PAIRS)
     assert int8 != float32  # the quantised graph, not the float32 one
-    assert max(abs(a - b) for a, b in zip(int8, float32, strict=True)) < INT8_MAX_ERROR
+    mean_error = sum(abs(a - b) for a, b in zip(int8, float32, strict=True)) / len(PAIRS)
+    assert mean_error < INT8_MAX_MEAN_ERROR_SHARE * (max(float32) - min(float32))
     assert spearmanr(int8, float32).statistic > INT8_MIN_SPEARMAN
     card = (onnx_export / "README.md").read_text(encoding="utf-8")
     assert card.count("## ONNX") == 1 and QUANTIZED_FILE in card and "## Scoring" in card
+
+
+def test_a_path_to_an_onnx_file_runs_that_file(onnx_export, tmp_path):
+    """``EXPORT/onnx/FILE.onnx`` wherever a model path goes (``Reranker``, ``evaluate --model``)."""
+    int8 = Reranker(onnx_export, backend="onnx", onnx_file=QUANTIZED_FILE).score(PAIRS)
+    float32 = Reranker(onnx_export, backend="onnx").score(PAIRS)
+    assert Reranker(onnx_export / "onnx" / QUANTIZED_FILE).score(PAIRS) == int8 != float32
+    assert Reranker(str(onnx_export / "onnx" / ONNX_FILE)).score(PAIRS) == float32
+    stray = tmp_path / ONNX_FILE
+    shutil.copy(onnx_export / "onnx" / ONNX_FILE, stray)
+    with pytest.raises(InputError, match=r"run from the onnx/ folder of its export"):
+        Reranker(stray)
+    with pytest.raises(InputError, match=r"contradicts it"):
+        Reranker(onnx_export / "onnx" / ONNX_FILE, onnx_file=QUANTIZED_FILE)
+    # evaluate: torch and int8 rows of one export on the same lists, with a paired test between them.
+    records = [
+        {"query": query, "pos": [PASSAGES[i]], "neg": PASSAGES[i + 1 : i + 6]}
+        for i, query in enumerate((LONG_QUERY, SHORT_QUERY))
+    ]
+    triplets = tmp_path / "eval.jsonl"
+    triplets.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    int8_file = onnx_export / "onnx" / QUANTIZED_FILE
+    argv = [str(triplets), "--model", f"torch={onnx_export}", "--model", f"int8={int8_file}",
+            "--compare", "torch", "int8", "--fusion", "none", "--samples", "100"]  # fmt: skip
+    results = evaluate_main(argv)
+    # int8 activations are quantised per batch, so a pair's int8 score depends on its batch: score the
+    # pairs as evaluate does, all at once in batches of 32.
+    pairs = [(r["query"], p) for r in records for p in r["pos"] + r["neg"]]
+    for row, model in (("torch", Reranker(onnx_export, device="cpu")), ("int8", Reranker(int8_file))):
+        scores, ranks = model.score(pairs, 32), []
+        for group in (scores[:6], scores[6:]):  # the positive first
+            ranks.append(1 + sum(score >= group[0] for score in group[1:]))  # ties count against it
+        assert (row, results["per_query"][row]["rank"]) == (row, ranks)
+    assert [(t["a"], t["b"]) for t in results["tests"]] == [("torch", "int8")] * 2
+    with pytest.raises(SystemExit, match=r"^error: .*run from the onnx/ folder of its export"):
+        evaluate_main([str(triplets), "--model", str(stray), "--fusion", "none"])
 
 
 def test_sentence_transformers_cross_encoder_loads_the_onnx_files(onnx_export, tmp_path):

@@ -74,6 +74,21 @@ def write_fingerprint(folder: Path, onnx_files: list[str], details: dict) -> Pat
     return path
 
 
+def split_onnx_path(name_or_path: str) -> tuple[str, str] | None:
+    """``EXPORT/onnx/FILE.onnx`` → ``(EXPORT, FILE.onnx)``: a path to one ONNX file of an export names the
+    export and the file to run, so every command that takes a model path can take it. None for any other
+    path."""
+    if not name_or_path.endswith(".onnx"):
+        return None
+    path = Path(name_or_path)
+    if path.parent.name != ONNX_FOLDER:
+        raise InputError(
+            f"{name_or_path}: an ONNX file is run from the {ONNX_FOLDER}/ folder of its export, beside the "
+            f"weights it is checked against (EXPORT/{ONNX_FOLDER}/{ONNX_FILE})"
+        )
+    return str(path.parent.parent), path.name
+
+
 def _resolve(name_or_path: str, relative: str) -> Path | None:
     """A file of a model folder or hub repository, or None when it has none."""
     try:

@@ -17,7 +17,7 @@ from reranker.model.checkpoint import load_checkpoint
 from reranker.model.contract import model_limit, read_contract
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
-from reranker.model.onnx_backend import load_onnx
+from reranker.model.onnx_backend import load_onnx, split_onnx_path
 from reranker.model.scoring import Scorer, token_budget_batches
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -54,6 +54,8 @@ class RerankerModel:
             them (:mod:`reranker.model.onnx_backend`).
         onnx_file: with ``backend="onnx"``, the file of the folder's ``onnx/`` to run: ``"model.onnx"``
             (None, float32) or ``"model_qint8_quantized.onnx"`` (int8 weights, ``--quantize int8``).
+            A path to the file itself (``EXPORT/onnx/model_qint8_quantized.onnx``) as ``name_or_path``
+            implies ``backend="onnx"`` and that file.
 
     A folder holding a LoRA adapter alone (``adapter_config.json``) is loaded on its base model and merged.
 
@@ -72,6 +74,12 @@ class RerankerModel:
         onnx_file: str | None = None,
     ) -> None:
         name_or_path = str(name_or_path)
+        onnx_path = split_onnx_path(name_or_path)
+        if onnx_path is not None:
+            if onnx_file is not None and onnx_file != onnx_path[1]:
+                raise InputError(f"{name_or_path} names an ONNX file; onnx_file={onnx_file!r} contradicts it")
+            name_or_path, onnx_file = onnx_path
+            backend = "onnx"
         _check_backend(backend, onnx_file, dtype, name_or_path)
         for name, value, least in (("max_length", max_length, 2), ("query_max_length", query_max_length, 1)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
