@@ -1,7 +1,8 @@
 """Paths and settings every benchmark script shares.
 
-The peers run from the project's virtual environments (``make setup`` builds both): ``.venv`` for ours and
-sentence-transformers, ``.venv-compat`` (transformers 4) for FlagEmbedding. ``SHARED`` (default
+The peers run from the project's virtual environments (``make test`` builds both): ``.venv`` for ours and
+sentence-transformers, ``.venv-compat`` (transformers 4) for FlagEmbedding and sentence-transformers' ONNX
+backend. ``SHARED`` (default
 ``../shared`` beside the project) holds the data; ``ME5`` (default ``benchmarks/work/me5-small``, built by
 ``setup.py`` with ``../shared/tools/me5-small/convert.sh`` when missing) is multilingual-e5-small.
 """
@@ -20,6 +21,13 @@ PYTHONS = {
     "ours": str(ROOT / ".venv" / "bin" / "python"),
     "sentence-transformers": str(ROOT / ".venv" / "bin" / "python"),
     "FlagEmbedding": str(ROOT / ".venv-compat" / "bin" / "python"),
+}
+# Scoring adds the ONNX systems; sentence-transformers' ONNX backend (Optimum ONNX) needs transformers 4.
+SCORERS = {
+    **PYTHONS,
+    "ours-onnx": PYTHONS["ours"],
+    "ours-onnx-int8": PYTHONS["ours"],
+    "sentence-transformers-onnx-int8": PYTHONS["FlagEmbedding"],
 }
 
 

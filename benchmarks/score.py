@@ -1,9 +1,11 @@
 """Scoring speed, side by side: ``python benchmarks/score.py [--workload english] [--pairs 3000] [--rounds 1]``.
 
-Runs ``Reranker.score`` (ours), sentence-transformers' ``CrossEncoder.predict`` and FlagEmbedding's
-``FlagReranker.compute_score`` on the same pairs and the same model folder (``benchmarks/setup.py`` builds
-both), each in its own process, alternating the order every round; checks that the scores agree within
-1e-4 and prints a table: pairs/s (median over rounds), peak RSS, and ours / peer.
+Runs ``Reranker.score`` (ours: torch, and ONNX Runtime float32 and int8), sentence-transformers'
+``CrossEncoder.predict`` (torch, and its ONNX backend with its own int8 file) and FlagEmbedding's
+``FlagReranker.compute_score`` on the same pairs and the same weights (``benchmarks/setup.py`` builds the
+folders and the ONNX files), each in its own process, alternating the order every round; prints a table:
+pairs/s (median over rounds), peak RSS, the largest score difference to the reference system of the same
+precision, and the ratios the scoring goals name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,23 @@ import statistics
 import subprocess
 import sys
 
-from common import HERE, PYTHONS, WORK, worker_env
+from common import HERE, SCORERS, WORK, worker_env
+
+# Each system's scores are compared with a reference of the same weights and precision.
+REFERENCE = {
+    "ours": "ours",
+    "ours-onnx": "ours",
+    "sentence-transformers": "ours",
+    "FlagEmbedding": "ours",
+    "ours-onnx-int8": "ours-onnx-int8",
+    "sentence-transformers-onnx-int8": "ours-onnx-int8",
+}
+GOALS = [  # (faster, slower, goal)
+    ("ours-onnx-int8", "FlagEmbedding", 2.0),
+    ("ours-onnx-int8", "sentence-transformers-onnx-int8", 1.2),
+    ("ours-onnx", "ours", 1.2),
+    ("ours", "FlagEmbedding", 1.2),
+]
 
 
 def main() -> None:
@@ -22,6 +40,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=("english", "korean"), default="english")
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--systems", nargs="+", choices=list(SCORERS), default=list(SCORERS))
     args = parser.parse_args()
     model = WORK / "models" / args.workload
     runs = WORK / "runs" / f"score-{args.workload}"
@@ -30,14 +49,14 @@ def main() -> None:
     lines = (WORK / "data" / args.workload / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
     pairs.write_text("\n".join(lines[: args.pairs]) + "\n", encoding="utf-8")
     env = worker_env()
-    results: dict[str, list[dict]] = {system: [] for system in PYTHONS}
-    systems = list(PYTHONS)
+    systems = args.systems
+    results: dict[str, list[dict]] = {system: [] for system in systems}
     for round_number in range(args.rounds):
         order = systems if round_number % 2 == 0 else systems[::-1]
         for system in order:
             out = runs / f"{system}.json"
             command = [
-                PYTHONS[system],
+                SCORERS[system],
                 str(HERE / "score_worker.py"),
                 system,
                 str(model),
@@ -49,19 +68,26 @@ def main() -> None:
                 sys.exit(f"{system} failed:\n{done.stderr[-3000:]}")
             results[system].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"round {round_number + 1}: {results[system][-1]}", flush=True)
-    scores = {system: json.loads((runs / f"{system}.json").read_text()) for system in PYTHONS}
-    worst = {
-        system: max(abs(a - b) for a, b in zip(scores["ours"], scores[system], strict=True))
-        for system in PYTHONS
-    }
-    ours = statistics.median(run["pairs_per_s"] for run in results["ours"])
+    scores = {system: json.loads((runs / f"{system}.json").read_text()) for system in systems}
+    speed = {s: statistics.median(run["pairs_per_s"] for run in results[s]) for s in systems}
     print(f"\n{args.pairs} pairs, {args.workload} workload, model {model}, {args.rounds} round(s)")
-    print("| system | pairs/s | peak RSS GB | ours / system | max abs score difference to ours |")
+    print("| system | pairs/s | peak RSS GB | max abs score difference | to |")
     print("|---|---|---|---|---|")
-    for system, runs_of_system in results.items():
-        speed = statistics.median(run["pairs_per_s"] for run in runs_of_system)
-        rss = max(run["peak_rss_gb"] for run in runs_of_system)
-        print(f"| {system} | {speed:.1f} | {rss:.2f} | {ours / speed:.2f} | {worst[system]:.1e} |")
+    for system in systems:
+        rss = max(run["peak_rss_gb"] for run in results[system])
+        reference = REFERENCE[system]
+        if reference in scores and reference != system:
+            pairs_of = zip(scores[reference], scores[system], strict=True)
+            difference = f"{max(abs(a - b) for a, b in pairs_of):.1e}"
+        else:
+            difference, reference = "", ""
+        print(f"| {system} | {speed[system]:.1f} | {rss:.2f} | {difference} | {reference} |")
+    print("\n| goal | measured | met |")
+    print("|---|---|---|")
+    for faster, slower, goal in GOALS:
+        if faster in speed and slower in speed:
+            ratio = speed[faster] / speed[slower]
+            print(f"| {faster} >= {goal}x {slower} | {ratio:.2f}x | {'yes' if ratio >= goal else 'no'} |")
 
 
 if __name__ == "__main__":

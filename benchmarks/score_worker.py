@@ -1,8 +1,11 @@
 """One scoring run of one system, in its own process: ``score_worker.py SYSTEM MODEL PAIRS OUT``.
 
 Prints one JSON line: pairs/s over the timed pass (after one warm-up pass over the first 256 pairs),
-peak RSS, and writes the raw logits to ``OUT``. Runs under either virtual environment (FlagEmbedding needs
-transformers 4), so it imports only what its system needs.
+peak RSS, and writes the raw logits to ``OUT``. Runs under either virtual environment (FlagEmbedding and
+sentence-transformers' ONNX backend need transformers 4), so it imports only what its system needs.
+
+ONNX systems read the files ``setup.py`` writes: ours in ``MODEL/onnx/`` (``reranker export MODEL --onnx
+--quantize int8``), sentence-transformers' own export and int8 quantisation in ``MODEL-st/onnx/``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 import time
 
 MAX_LENGTH = 256
+BATCH_SIZE = 64
 
 
 def scorer(system: str, model: str):
@@ -20,18 +24,39 @@ def scorer(system: str, model: str):
         from reranker import Reranker
 
         reranker = Reranker(model, max_length=MAX_LENGTH, device="cpu")
-        return lambda pairs: reranker.score(pairs)
+        return lambda pairs: reranker.score(pairs, BATCH_SIZE)
+    if system in ("ours-onnx", "ours-onnx-int8"):
+        from reranker import Reranker
+        from reranker.model.onnx_backend import QUANTIZED_FILE
+
+        onnx_file = QUANTIZED_FILE if system == "ours-onnx-int8" else None
+        reranker = Reranker(model, max_length=MAX_LENGTH, backend="onnx", onnx_file=onnx_file)
+        return lambda pairs: reranker.score(pairs, BATCH_SIZE)
+    if system == "sentence-transformers-onnx-int8":
+        from pathlib import Path
+
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        (int8_file,) = Path(f"{model}-st").glob("onnx/model_*int8_*.onnx")  # st_onnx.py wrote one
+        encoder = CrossEncoder(f"{model}-st", max_length=MAX_LENGTH, device="cpu", backend="onnx",
+                               model_kwargs={"file_name": f"onnx/{int8_file.name}"})  # fmt: skip
+        return lambda pairs: encoder.predict(
+            pairs, batch_size=BATCH_SIZE, activation_fn=torch.nn.Identity()
+        ).tolist()
     if system == "sentence-transformers":
         import torch
         from sentence_transformers import CrossEncoder
 
         encoder = CrossEncoder(model, max_length=MAX_LENGTH, device="cpu")
-        return lambda pairs: encoder.predict(pairs, batch_size=64, activation_fn=torch.nn.Identity()).tolist()
+        return lambda pairs: encoder.predict(
+            pairs, batch_size=BATCH_SIZE, activation_fn=torch.nn.Identity()
+        ).tolist()
     if system == "FlagEmbedding":
         from FlagEmbedding import FlagReranker
 
         reranker = FlagReranker(model, use_fp16=False, devices=["cpu"])
-        return lambda pairs: reranker.compute_score(pairs, batch_size=64, max_length=MAX_LENGTH)
+        return lambda pairs: reranker.compute_score(pairs, batch_size=BATCH_SIZE, max_length=MAX_LENGTH)
     raise SystemExit(f"unknown system {system!r}")
 
 

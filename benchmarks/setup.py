@@ -6,7 +6,10 @@
   afresh by each);
 - ``data/<workload>/train.jsonl``: triplets ``{"query", "pos": [1], "neg": [3]}`` (group 4) that every
   system reads;
-- ``data/<workload>/pairs.jsonl``: 3,000 ``[query, passage]`` pairs for the scoring benchmark.
+- ``data/<workload>/pairs.jsonl``: 3,000 ``[query, passage]`` pairs for the scoring benchmark;
+- the ONNX files of the scoring benchmark: ours in ``models/<workload>/onnx/`` (``reranker export FOLDER
+  --onnx --quantize int8``), sentence-transformers' own (its Optimum export and its int8 quantisation for this
+  CPU, under ``.venv-compat``: ``st_onnx.py``) in a copy of the weights, ``models/<workload>-st/``.
 
 Workloads: ``korean`` (KorQuAD 1.0 dev, passages of 2 sentences as ``reranker.prepare squad
 --sentences-per-passage 2`` writes them, multilingual-e5-small) and ``english`` (the MS MARCO sample,
@@ -23,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import ME5_SMALL, SHARED, WORK
+from common import HERE, ME5_SMALL, PYTHONS, SHARED, WORK, worker_env
 
 NUM_PAIRS = 3000
 
@@ -105,6 +108,19 @@ def pairs_from_triplets(folder: Path, count: int = NUM_PAIRS) -> None:
             file.write(json.dumps(pair, ensure_ascii=False) + "\n")
 
 
+def build_onnx(folder: Path) -> None:
+    """Our ONNX files in the folder, sentence-transformers' in a copy of its weights (``FOLDER-st``)."""
+    if not (folder / "onnx" / "model_qint8_quantized.onnx").is_file():
+        command = [sys.executable, "-m", "reranker.export", str(folder), "--onnx", "--quantize", "int8"]
+        subprocess.run(command, check=True)
+    copy = folder.with_name(f"{folder.name}-st")
+    if not list(copy.glob("onnx/model_*int8_*.onnx")):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("onnx", "README.md", "reranker.json"))
+        command = [PYTHONS["FlagEmbedding"], str(HERE / "st_onnx.py"), str(copy)]
+        subprocess.run(command, check=True, env=worker_env())
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     from reranker.model.loading import packaged_model_path
@@ -122,6 +138,7 @@ def main() -> None:
         pairs_from_triplets(data)
         build_model(base, WORK / "models" / workload)
         portable_tokenizer_class(WORK / "models" / workload)
+        build_onnx(WORK / "models" / workload)
         print(f"{workload}: {data} and {WORK / 'models' / workload}")
 
 
