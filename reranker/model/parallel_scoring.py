@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
@@ -92,11 +94,16 @@ def score_groups(
     batch_size: int = 32,
     dtype: str | None = None,
     shard_size: int = SHARD_SIZE,
+    seed: int | None = None,
+    every_rank: bool = False,
 ) -> list[list[float]] | None:
     """Each group's scores (raw logits, aligned with its pairs), sharded in ``folder`` and merged.
 
-    Returns the scores on global rank zero, None on every other rank (which must then write nothing).
-    ``task`` names the command in the folder's configuration, so two commands never share shards.
+    Returns the scores on global rank zero, None on every other rank (which must then write nothing), or
+    on every rank with ``every_rank`` (each reads the merged shards after the barrier: for a command whose
+    ranks need the scores to go on). ``task`` names the command in the folder's configuration, so two
+    commands never share shards. ``seed`` seeds torch before the model loads (a base model's new head is
+    initialised at random: the same head on every rank) and is recorded in the configuration.
     """
     for name, value in (("devices", devices), ("num_nodes", num_nodes), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -117,6 +124,8 @@ def score_groups(
     )
     on_gpu = isinstance(trainer.accelerator, CUDAAccelerator)
     dtype = dtype or ("float16" if on_gpu else "float32")
+    if seed is not None:
+        torch.manual_seed(seed)
     reranker = RerankerModel(model, max_length=max_length, device="cpu", dtype=dtype)
     config = {
         "task": task,
@@ -129,6 +138,8 @@ def score_groups(
         "dtype": dtype,
         "device": "cuda" if on_gpu else "cpu",
         "shard_size": shard_size,
+        # Absent for a command without a seed, so the folders it wrote before stay valid.
+        **({"seed": seed} if seed is not None else {}),
     }
     shards = ShardFolder(folder, config, [len(group) for group in groups])
     shards.open()
@@ -137,6 +148,12 @@ def score_groups(
         trainer.callbacks.append(ShardWriter(shards))
         trainer.predict(ShardScoring(reranker, groups, shards, batch_size), return_predictions=False)
         trainer.strategy.barrier()  # every rank's last shard is written before rank zero merges
-    if not trainer.is_global_zero:
+    if not (every_rank or trainer.is_global_zero):
         return None
     return shards.merge()
+
+
+def is_global_zero() -> bool:
+    """Whether this process is global rank zero of the scoring processes (True outside a process group:
+    one process, or before any scoring). Lightning leaves the group up after a predict loop."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
