@@ -12,6 +12,10 @@ Each model also gets a fused row (``NAME fused``): its scores mixed with the fir
 (``reranker.model.fusion``), a tuned on ``--fusion-val`` when given, else by ``--fusion-folds``-fold
 cross-validation on the evaluated queries (``reranker.evaluation.tuning``), and tested against the first
 stage and against the model alone.
+
+``--devices N`` (``--num-nodes``, ``--accelerator``, ``--shard-size``) scores over N processes a node, in
+resumable shards under ``OUT/shards/`` (:mod:`reranker.evaluation.scoring`); only global rank zero prints
+and writes, and ``results.json`` is the same bytes for any N.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from reranker.core.errors import InputError
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics, update_all
 from reranker.evaluation.report import format_report, fused_name
-from reranker.evaluation.scoring import score_pairs
+from reranker.evaluation.scoring import set_scorer, shard_name
 from reranker.evaluation.significance import paired_test
 from reranker.evaluation.tuning import fused_run
 from reranker.model.fusion import METHODS, check_fusion
+from reranker.model.parallel_options import add_parallel_arguments
+from reranker.model.shards import SHARD_SIZE
 
 FIRST_STAGE = "without reranker"
 
@@ -185,7 +191,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache", help="score cache (SQLite file, or a folder for scores.sqlite) reused by later runs"
     )
-    parser.add_argument("--out", help="folder for results.json and results.md")
+    parser.add_argument(
+        "--out", help="folder for results.json and results.md (and OUT/shards with --devices)"
+    )
+    add_parallel_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -210,10 +219,16 @@ def run(
     fusion_val_corpus: str | Path | None = None,
     fusion_folds: int = 5,
     rrf_k: int = 60,
-) -> dict:
+    devices: int | None = None,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    shard_size: int = SHARD_SIZE,
+    shards: str | Path | None = None,
+) -> dict | None:
     """Read an evaluation set, score it with each ``model`` (``[NAME=]PATH``) and return :func:`evaluate`'s
     results, with a fused row per model unless ``fusion`` is ``none``; the arguments are those of
-    ``reranker evaluate``."""
+    ``reranker evaluate``, ``shards`` the folder of ``--devices``' shards (``OUT/shards``). With ``devices``,
+    every rank but global rank zero returns None."""
     eval_set = load_eval_set(data, corpus, format)
     models = dict(parse_model(spec) for spec in model)
     if len(models) != len(model) or FIRST_STAGE in models:
@@ -223,31 +238,23 @@ def run(
     unknown = [name for pair in compare for name in pair if name not in names]
     if unknown:
         raise InputError(f"--compare names unknown rows {unknown}; rows are {names}")
+    score = set_scorer(max_length, batch_size, seed, device, cache, devices, num_nodes, accelerator,
+                       shard_size, shards)  # fmt: skip
+    validation = fusion_validation(models, fusion, fusion_weight, rrf_k, fusion_val, fusion_val_corpus)
     runs = {FIRST_STAGE: eval_set.first_stage_scores()}
-    pairs = eval_set.pairs()
     for name, path in models.items():
-        runs[name] = score_pairs(pairs, path, max_length, batch_size, seed, device, cache)
+        runs[name] = score(eval_set, path, shard_name(name))
+    validation_scores = {}
+    if validation is not None:
+        for name, path in models.items():
+            validation_scores[name] = score(validation, path, f"fusion-val/{shard_name(name)}")
+    if any(scores is None for scores in runs.values()):
+        return None  # a data-parallel rank other than global rank zero: rank zero reports
     compare = compare or [(FIRST_STAGE, name) for name in models]
-    scoring = {
-        "max_length": max_length,
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": device,
-        "cache": cache,
-    }
-    fused = fuse_models(
-        eval_set,
-        runs,
-        models,
-        scoring,
-        fusion,
-        fusion_weight,
-        fusion_val,
-        fusion_val_corpus,
-        fusion_folds,
-        rrf_k,
-        mrr_k,
-    )
+    fused = {}
+    if fusion != "none":
+        fused = fuse_models(eval_set, runs, models, fusion, fusion_weight, fusion_folds, rrf_k, mrr_k, seed,
+                            validation, validation_scores)  # fmt: skip
     for name in fused:
         compare += [(FIRST_STAGE, fused_name(name)), (name, fused_name(name))]
     results = evaluate(eval_set, runs, compare, mrr_k, tuple(hit_ks), tuple(length_edges), samples, seed)
@@ -256,57 +263,60 @@ def run(
     return results
 
 
+def fusion_validation(
+    models: dict[str, str],
+    method: str = "zscore",
+    weight: float | None = None,
+    rrf_k: int = 60,
+    validation_path: str | Path | None = None,
+    validation_corpus: str | Path | None = None,
+) -> EvalSet | None:
+    """Check the fusion options before any model is scored; the ``--fusion-val`` set when a is tuned on it."""
+    if method == "none" or not models:
+        return None
+    if weight is not None or method == "rrf":
+        check_fusion(method, weight if method != "rrf" else None, rrf_k, "--fusion-weight/--rrf-k")
+    for name in models:
+        if fused_name(name) in models:
+            raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
+    if validation_path and weight is None and method != "rrf":
+        return load_eval_set(validation_path, validation_corpus)
+    return None
+
+
 def fuse_models(
     eval_set: EvalSet,
     runs: dict[str, list[float]],
     models: dict[str, str],
-    scoring: dict,
     method: str = "zscore",
     weight: float | None = None,
-    validation_path: str | Path | None = None,
-    validation_corpus: str | Path | None = None,
     folds: int = 5,
     rrf_k: int = 60,
     mrr_k: int = 10,
+    seed: int = 0,
+    validation: EvalSet | None = None,
+    validation_scores: dict[str, list[float]] | None = None,
 ) -> dict:
-    """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds)."""
-    if method == "none" or not models:
-        return {}
-    if weight is not None or method == "rrf":
-        check_fusion(method, weight if method != "rrf" else None, rrf_k, "--fusion-weight/--rrf-k")
-    validation = None
-    if validation_path and weight is None and method != "rrf":
-        validation = load_eval_set(validation_path, validation_corpus)
-    taken = set(runs)
+    """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds). a is tuned on
+    ``validation`` (scored by each model in ``validation_scores``) when given."""
     fused = {}
-    for name, path in models.items():
-        if fused_name(name) in taken:
-            raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
-        validation_scores = (
-            score_pairs(validation.pairs(), path, **scoring) if validation is not None else None
-        )
+    for name in models:
+        scores = validation_scores[name] if validation is not None else None
         runs[fused_name(name)], fused[name] = fused_run(
-            eval_set,
-            runs[name],
-            method,
-            weight,
-            rrf_k,
-            folds,
-            mrr_k,
-            scoring["seed"],
-            validation,
-            validation_scores,
+            eval_set, runs[name], method, weight, rrf_k, folds, mrr_k, seed, validation, scores
         )
     return fused
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> dict | None:
     arguments = vars(parse_args(argv))
     out = arguments.pop("out")
     try:
-        results = run(**arguments)
+        results = run(**arguments, shards=Path(out) / "shards" if out else None)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
+    if results is None:
+        return None  # a data-parallel rank other than global rank zero: it prints and writes nothing
     print(format_report(results))
     if out:
         out = Path(out)
