@@ -2,11 +2,15 @@
 score cache: unique pairs are scored once, in batches of similar length (longest first, so a batch too large
 for memory fails at once), and every finished chunk is committed to the cache, keyed by model, length limit
 and pair; a killed run resumes there. A retrained model in the same folder needs a new cache.
+
+With ``--devices``, ``prepare mine``'s filter scores through :func:`sharded_scorer` instead (``prepare
+teacher`` has its own sharding, one group a triplet).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +64,24 @@ def cached_scorer(
         return [scores[pair] for pair in pairs]
 
     return score, store
+
+
+def sharded_scorer(model: str, folder: str | Path, **scoring) -> ScoreFn:
+    """A scoring function over processes (:func:`~reranker.model.parallel_scoring.score_groups`, whose
+    options ``scoring`` holds): its ``K``-th call scores its pairs in shards in ``folder/round-K``, one group
+    a run of pairs with the same query. A killed run replays the same calls (the mining is deterministic)
+    and resumes from the shards; every rank gets the scores, as each needs them to draw the next round."""
+    from reranker.model.parallel_scoring import score_groups
+
+    calls = itertools.count()
+
+    def score(pairs: list[tuple[str, str]]) -> list[float]:
+        groups = [list(group) for _, group in itertools.groupby(pairs, key=lambda pair: pair[0])]
+        folder_k = Path(folder) / f"round-{next(calls)}"
+        scores = score_groups(groups, model, folder_k, "mine", every_rank=True, **scoring)
+        return [value for group in scores for value in group]
+
+    return score
 
 
 def pairs_of(records: Sequence[dict]) -> list[tuple[str, str]]:
