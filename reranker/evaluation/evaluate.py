@@ -248,8 +248,11 @@ def run(
     if validation is not None:
         for name, path in models.items():
             validation_scores[name] = score(validation, path, f"fusion-val/{shard_name(name)}")
-    if any(scores is None for scores in runs.values()):
-        return None  # a data-parallel rank other than global rank zero: rank zero reports
+    if devices is not None and models:
+        from reranker.model.parallel_scoring import leave_scoring_processes
+
+        if not leave_scoring_processes():
+            return None  # a data-parallel rank other than global rank zero: rank zero reports
     compare = compare or [(FIRST_STAGE, name) for name in models]
     fused = {}
     if fusion != "none":

@@ -46,12 +46,17 @@ class ShardScoring(L.LightningModule):
         unfinished = [i for i in range(len(self.shards.ranges)) if i not in self.shards.finished()]
         unfinished = self.trainer.strategy.broadcast(unfinished, src=0)
         mine = unfinished[self.global_rank :: self.trainer.world_size]
-        return DataLoader(mine, batch_size=None)  # one shard number a step
+        # One shard number a step. A rank left without a shard (fewer unfinished shards than processes:
+        # a resumed run, a small round of ``prepare mine``) takes one empty step: Lightning refuses a rank
+        # with no batch.
+        return DataLoader(mine or [None], batch_size=None)
 
     def on_predict_start(self) -> None:
         self.reranker.device = self.device
 
-    def predict_step(self, index: int) -> tuple[int, list[list[float]]]:
+    def predict_step(self, index: int | None) -> tuple[int, list[list[float]]] | None:
+        if index is None:
+            return None
         rows = self.shards.ranges[index]
         unique = list(dict.fromkeys(pair for row in rows for pair in self.groups[row]))
         scores = dict(
@@ -74,6 +79,8 @@ class ShardWriter(Callback):
         self.bar = tqdm(total=total, unit="shards", file=sys.stderr, disable=not trainer.is_global_zero)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if outputs is None:  # the empty step of a rank without a shard
+            return
         index, scores = outputs
         self.shards.write(index, scores)
         self.bar.update(1)
@@ -153,7 +160,14 @@ def score_groups(
     return shards.merge()
 
 
-def is_global_zero() -> bool:
-    """Whether this process is global rank zero of the scoring processes (True outside a process group:
-    one process, or before any scoring). Lightning leaves the group up after a predict loop."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+def leave_scoring_processes() -> bool:
+    """End this process's part in the scoring processes once a command has scored all it scores; returns
+    whether it is global rank zero (True for one process, or where no shard needed scoring).
+
+    What follows runs alone on rank zero: the process group Lightning leaves up is destroyed, else a
+    torchmetrics metric would sync over it with ranks that have returned."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    zero = dist.get_rank() == 0
+    dist.destroy_process_group()
+    return zero

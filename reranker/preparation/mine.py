@@ -118,9 +118,9 @@ def prepare_mine(
         if store is not None:
             store.close()
     if devices is not None:
-        from reranker.model.parallel_scoring import is_global_zero
+        from reranker.model.parallel_scoring import leave_scoring_processes
 
-        if not is_global_zero():
+        if not leave_scoring_processes():
             return None
     write_jsonl(out, triplets)
     return {**summary, "queries_without_judgement": unjudged}
