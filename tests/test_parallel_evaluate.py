@@ -100,8 +100,8 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(bert_model, sets
 
 
 def test_one_process_options_and_a_missing_out_are_refused(bert_model, sets, tmp_path):
-    with_cache = [*arguments(sets, bert_model, tmp_path / "out", devices=2), "--cache", str(tmp_path / "c")]
-    without_out = arguments(sets, bert_model, tmp_path / "out", devices=2)[:-2]
+    with_cache = [*arguments(sets, bert_model, tmp_path / "out", devices=1), "--cache", str(tmp_path / "c")]
+    without_out = arguments(sets, bert_model, tmp_path / "out", devices=1)[:-2]
     for argv, expected in (
         (with_cache, "error: --device and --cache belong to the one-process path"),
         (without_out, "error: --devices needs --out"),

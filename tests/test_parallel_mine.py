@@ -95,9 +95,9 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(bert_filter, jud
 
 def test_one_process_options_and_devices_without_a_filter_are_refused(bert_filter, judged, tmp_path):
     out = tmp_path / "out.jsonl"
-    with_cache = [*arguments(judged, bert_filter, out, devices=2), "--cache", str(tmp_path / "c")]
+    with_cache = [*arguments(judged, bert_filter, out, devices=1), "--cache", str(tmp_path / "c")]
     without_filter = [
-        a for a in arguments(judged, bert_filter, out, devices=2) if a not in ("--filter-model", bert_filter)
+        a for a in arguments(judged, bert_filter, out, devices=1) if a not in ("--filter-model", bert_filter)
     ]
     for argv, expected in (
         (with_cache, "error: --device and --cache belong to the one-process path"),
