@@ -14,7 +14,7 @@ from reranker.model.shards import SHARD_SIZE
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     """``--devices``, ``--num-nodes``, ``--accelerator`` and ``--shard-size``."""
     parser.add_argument("--devices", type=int, default=None,
-                        help="processes per node, one per device, scoring shards of queries written beside the "
+                        help="processes per node, one per device, scoring shards of queries written with the "
                              "output (resumable; the same bytes for any number). Default: one process, no shards")  # fmt: skip
     parser.add_argument(
         "--num-nodes", type=int, default=1, help="nodes, with --devices (Slurm: one task per device)"
@@ -29,5 +29,5 @@ def check_parallel_options(devices: int | None, device: str | None, cache: str |
     if devices is not None and (device is not None or cache is not None):
         raise InputError(
             "--device and --cache belong to the one-process path; with --devices, --accelerator picks the "
-            "device and the shard folder beside the output resumes a killed run"
+            "device and the shard folder written with the output resumes a killed run"
         )
