@@ -18,7 +18,7 @@ from sentence_transformers import CrossEncoder
 from transformers import pipeline
 
 from reranker import Reranker
-from reranker.evaluation.evaluate import score_pairs
+from reranker.evaluation.scoring import score_pairs
 from reranker.model.checkpoint import load_checkpoint
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer

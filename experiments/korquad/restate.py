@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from reranker.evaluation.evalsets import load_eval_set
-from reranker.evaluation.evaluate import FIRST_STAGE, evaluate, format_report
+from reranker.evaluation.evaluate import FIRST_STAGE, evaluate
+from reranker.evaluation.report import format_report
 
 
 def scores_for_ranks(relevant: list[list[bool]], ranks: list[int]) -> list[float]:

@@ -12,25 +12,30 @@ Each model also gets a fused row (``NAME fused``): its scores mixed with the fir
 (``reranker.model.fusion``), a tuned on ``--fusion-val`` when given, else by ``--fusion-folds``-fold
 cross-validation on the evaluated queries (``reranker.evaluation.tuning``), and tested against the first
 stage and against the model alone.
+
+``--devices N`` (``--num-nodes``, ``--accelerator``, ``--shard-size``) scores over N processes a node, in
+resumable shards under ``OUT/shards/`` (:mod:`reranker.evaluation.scoring`); only global rank zero prints
+and writes, and ``results.json`` is the same bytes for any N.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-from reranker.core.cache import Cache, cached_scores
 from reranker.core.errors import InputError
-from reranker.core.tables import render
 from reranker.evaluation.evalsets import EvalSet, load_eval_set
 from reranker.evaluation.metrics import first_relevant_rank, ranking_metrics, update_all
+from reranker.evaluation.report import format_report, fused_name
+from reranker.evaluation.scoring import set_scorer, shard_name
 from reranker.evaluation.significance import paired_test
 from reranker.evaluation.tuning import fused_run
 from reranker.model.fusion import METHODS, check_fusion
+from reranker.model.parallel_options import add_parallel_arguments
+from reranker.model.shards import SHARD_SIZE
 
 FIRST_STAGE = "without reranker"
 
@@ -131,74 +136,6 @@ def evaluate(
     }
 
 
-def format_table(table: dict[str, dict[str, float]], metrics: list[str], markdown: bool = False) -> str:
-    """The seed-style table: one row per run, one column per metric."""
-    rows = [["", *metrics]] + [[run, *(f"{values[m]:.4f}" for m in metrics)] for run, values in table.items()]
-    return render(rows, markdown)
-
-
-def format_tests(tests: list[dict], markdown: bool = False) -> str:
-    """One line per paired test: difference, 95% interval and p-value."""
-    rows = [["b vs a", "metric", "difference", "95% interval", "p-value"]] + [
-        [f"{t['b']} vs {t['a']}", t["metric"], f"{t['difference']:+.4f}",
-         f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]", f"{t['p_value']:.4f}"]
-        for t in tests
-    ]  # fmt: skip
-    return render(rows, markdown)
-
-
-def format_report(results: dict, markdown: bool = False) -> str:
-    """Table, tests and slice tables as one text (plain or Markdown)."""
-    metrics = results["metrics"]
-    forced = results.get("forced", 0)
-    parts = [
-        f"{results['queries']} queries, {results['candidates']} candidates"
-        + (f"; {forced} golds forced in, ranked where they were put by every row" if forced else ""),
-        format_table(results["table"], metrics, markdown),
-    ]
-    if results.get("fusion"):
-        parts += ["fusion with the first stage", format_fusion(results["fusion"])]
-    if results["tests"]:
-        parts += [
-            "paired tests (bootstrap 95% interval, permutation p-value)",
-            format_tests(results["tests"], markdown),
-        ]
-    for kind, buckets in results["slices"].items():
-        for bucket, values in buckets.items():
-            runs = {run: v for run, v in values.items() if run != "queries"}
-            parts += [
-                f"{kind}: {bucket} ({values['queries']} queries)",
-                format_table(runs, metrics, markdown),
-            ]
-    return "\n\n".join(parts) + "\n"
-
-
-def format_fusion(fusion: dict[str, dict]) -> str:
-    """One line per fused row: method, a and how it was chosen (each fold's a under cross-validation)."""
-    lines = []
-    for name, info in fusion.items():
-        scored = (
-            f"{info['queries_with_first_stage_scores']}/{info['queries']} queries with first-stage scores"
-        )
-        if info["method"] == "rrf":
-            lines.append(f"{fused_name(name)}: rrf, k = {info['rrf_k']}; {scored}")
-            continue
-        how = info["chosen_by"]
-        if "folds" in info:
-            weights = ", ".join(f"{f['weight']:.2f} ({f['queries']} queries)" for f in info["folds"])
-            how += f", a per fold {weights}"
-        elif "validation_queries" in info:
-            how += f" ({info['validation_queries']} queries), a = {info['weight']:.2f}"
-        else:
-            how += f", a = {info['weight']:.2f}"
-        lines.append(f"{fused_name(name)}: {info['method']}, {how}; {scored}")
-    return "\n".join(f"- {line}" for line in lines)
-
-
-def fused_name(model: str) -> str:
-    return f"{model} fused"
-
-
 def parse_model(spec: str) -> tuple[str, str]:
     """``NAME=PATH`` or ``PATH`` (named by the path) → ``(name, path)``."""
     name, separator, path = spec.partition("=")
@@ -254,52 +191,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache", help="score cache (SQLite file, or a folder for scores.sqlite) reused by later runs"
     )
-    parser.add_argument("--out", help="folder for results.json and results.md")
-    return parser.parse_args(argv)
-
-
-def score_pairs(
-    pairs: list[tuple[str, str]],
-    path: str,
-    max_length: int | None = None,
-    batch_size: int = 32,
-    seed: int = 0,
-    device: str | None = None,
-    cache: str | Path | None = None,
-) -> list[float]:
-    """Scores of a model; with ``cache`` (a SQLite file, or a folder that gets ``scores.sqlite``), pairs the
-    same model scored before are read back and only the others are scored."""
-    # A retrained model in the same place has new files: their sizes and times are part of the identity.
-    files = (
-        sorted(Path(path).glob("*")) if Path(path).is_dir() else [Path(path)] if Path(path).is_file() else []
+    parser.add_argument(
+        "--out", help="folder for results.json and results.md (and OUT/shards with --devices)"
     )
-    stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    identity = ("evaluate", json.dumps([path, stamp, max_length, seed]))
-    reranker = None
-
-    def score(chunk: list[tuple[str, str]]) -> list[float]:
-        nonlocal reranker
-        if reranker is None:  # loaded only when some pair is not in the cache
-            from reranker.model.reranker_model import RerankerModel
-
-            print(f"scoring {len(pairs)} pairs with {path}", file=sys.stderr)
-            # A base model's new classification head is initialised at random: seed it for repeatable rows.
-            torch.manual_seed(seed)
-            reranker = RerankerModel(path, max_length=max_length, device=device)
-        return reranker.score(chunk, batch_size)
-
-    if cache is None:
-        return score(pairs)
-    if Path(cache).is_dir():
-        cache = Path(cache) / "scores.sqlite"
-    store = Cache(cache)
-    unique = list(dict.fromkeys(pairs))
-    try:
-        # One chunk: the pending pairs are batched as a run without a cache would batch them.
-        scores = cached_scores(unique, score, identity, store, chunk_size=max(len(unique), 1))
-    finally:
-        store.close()
-    return [scores[pair] for pair in pairs]
+    add_parallel_arguments(parser)
+    return parser.parse_args(argv)
 
 
 def run(
@@ -323,10 +219,16 @@ def run(
     fusion_val_corpus: str | Path | None = None,
     fusion_folds: int = 5,
     rrf_k: int = 60,
-) -> dict:
+    devices: int | None = None,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    shard_size: int = SHARD_SIZE,
+    shards: str | Path | None = None,
+) -> dict | None:
     """Read an evaluation set, score it with each ``model`` (``[NAME=]PATH``) and return :func:`evaluate`'s
     results, with a fused row per model unless ``fusion`` is ``none``; the arguments are those of
-    ``reranker evaluate``."""
+    ``reranker evaluate``, ``shards`` the folder of ``--devices``' shards (``OUT/shards``). With ``devices``,
+    every rank but global rank zero returns None."""
     eval_set = load_eval_set(data, corpus, format)
     models = dict(parse_model(spec) for spec in model)
     if len(models) != len(model) or FIRST_STAGE in models:
@@ -336,31 +238,26 @@ def run(
     unknown = [name for pair in compare for name in pair if name not in names]
     if unknown:
         raise InputError(f"--compare names unknown rows {unknown}; rows are {names}")
+    score = set_scorer(max_length, batch_size, seed, device, cache, devices, num_nodes, accelerator,
+                       shard_size, shards)  # fmt: skip
+    validation = fusion_validation(models, fusion, fusion_weight, rrf_k, fusion_val, fusion_val_corpus)
     runs = {FIRST_STAGE: eval_set.first_stage_scores()}
-    pairs = eval_set.pairs()
     for name, path in models.items():
-        runs[name] = score_pairs(pairs, path, max_length, batch_size, seed, device, cache)
+        runs[name] = score(eval_set, path, shard_name(name))
+    validation_scores = {}
+    if validation is not None:
+        for name, path in models.items():
+            validation_scores[name] = score(validation, path, f"fusion-val/{shard_name(name)}")
+    if devices is not None and models:
+        from reranker.model.parallel_scoring import leave_scoring_processes
+
+        if not leave_scoring_processes():
+            return None  # a data-parallel rank other than global rank zero: rank zero reports
     compare = compare or [(FIRST_STAGE, name) for name in models]
-    scoring = {
-        "max_length": max_length,
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": device,
-        "cache": cache,
-    }
-    fused = fuse_models(
-        eval_set,
-        runs,
-        models,
-        scoring,
-        fusion,
-        fusion_weight,
-        fusion_val,
-        fusion_val_corpus,
-        fusion_folds,
-        rrf_k,
-        mrr_k,
-    )
+    fused = {}
+    if fusion != "none":
+        fused = fuse_models(eval_set, runs, models, fusion, fusion_weight, fusion_folds, rrf_k, mrr_k, seed,
+                            validation, validation_scores)  # fmt: skip
     for name in fused:
         compare += [(FIRST_STAGE, fused_name(name)), (name, fused_name(name))]
     results = evaluate(eval_set, runs, compare, mrr_k, tuple(hit_ks), tuple(length_edges), samples, seed)
@@ -369,57 +266,60 @@ def run(
     return results
 
 
+def fusion_validation(
+    models: dict[str, str],
+    method: str = "zscore",
+    weight: float | None = None,
+    rrf_k: int = 60,
+    validation_path: str | Path | None = None,
+    validation_corpus: str | Path | None = None,
+) -> EvalSet | None:
+    """Check the fusion options before any model is scored; the ``--fusion-val`` set when a is tuned on it."""
+    if method == "none" or not models:
+        return None
+    if weight is not None or method == "rrf":
+        check_fusion(method, weight if method != "rrf" else None, rrf_k, "--fusion-weight/--rrf-k")
+    for name in models:
+        if fused_name(name) in models:
+            raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
+    if validation_path and weight is None and method != "rrf":
+        return load_eval_set(validation_path, validation_corpus)
+    return None
+
+
 def fuse_models(
     eval_set: EvalSet,
     runs: dict[str, list[float]],
     models: dict[str, str],
-    scoring: dict,
     method: str = "zscore",
     weight: float | None = None,
-    validation_path: str | Path | None = None,
-    validation_corpus: str | Path | None = None,
     folds: int = 5,
     rrf_k: int = 60,
     mrr_k: int = 10,
+    seed: int = 0,
+    validation: EvalSet | None = None,
+    validation_scores: dict[str, list[float]] | None = None,
 ) -> dict:
-    """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds)."""
-    if method == "none" or not models:
-        return {}
-    if weight is not None or method == "rrf":
-        check_fusion(method, weight if method != "rrf" else None, rrf_k, "--fusion-weight/--rrf-k")
-    validation = None
-    if validation_path and weight is None and method != "rrf":
-        validation = load_eval_set(validation_path, validation_corpus)
-    taken = set(runs)
+    """Add each model's fused row to ``runs``; returns how each was fused (method, a, folds). a is tuned on
+    ``validation`` (scored by each model in ``validation_scores``) when given."""
     fused = {}
-    for name, path in models.items():
-        if fused_name(name) in taken:
-            raise InputError(f"--model name {fused_name(name)!r} clashes with the fused row of {name!r}")
-        validation_scores = (
-            score_pairs(validation.pairs(), path, **scoring) if validation is not None else None
-        )
+    for name in models:
+        scores = validation_scores[name] if validation is not None else None
         runs[fused_name(name)], fused[name] = fused_run(
-            eval_set,
-            runs[name],
-            method,
-            weight,
-            rrf_k,
-            folds,
-            mrr_k,
-            scoring["seed"],
-            validation,
-            validation_scores,
+            eval_set, runs[name], method, weight, rrf_k, folds, mrr_k, seed, validation, scores
         )
     return fused
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> dict | None:
     arguments = vars(parse_args(argv))
     out = arguments.pop("out")
     try:
-        results = run(**arguments)
+        results = run(**arguments, shards=Path(out) / "shards" if out else None)
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
+    if results is None:
+        return None  # a data-parallel rank other than global rank zero: it prints and writes nothing
     print(format_report(results))
     if out:
         out = Path(out)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+import torch
+import torch.distributed as dist
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
@@ -44,12 +46,17 @@ class ShardScoring(L.LightningModule):
         unfinished = [i for i in range(len(self.shards.ranges)) if i not in self.shards.finished()]
         unfinished = self.trainer.strategy.broadcast(unfinished, src=0)
         mine = unfinished[self.global_rank :: self.trainer.world_size]
-        return DataLoader(mine, batch_size=None)  # one shard number a step
+        # One shard number a step. A rank left without a shard (fewer unfinished shards than processes:
+        # a resumed run, a small round of ``prepare mine``) takes one empty step: Lightning refuses a rank
+        # with no batch.
+        return DataLoader(mine or [None], batch_size=None)
 
     def on_predict_start(self) -> None:
         self.reranker.device = self.device
 
-    def predict_step(self, index: int) -> tuple[int, list[list[float]]]:
+    def predict_step(self, index: int | None) -> tuple[int, list[list[float]]] | None:
+        if index is None:
+            return None
         rows = self.shards.ranges[index]
         unique = list(dict.fromkeys(pair for row in rows for pair in self.groups[row]))
         scores = dict(
@@ -72,6 +79,8 @@ class ShardWriter(Callback):
         self.bar = tqdm(total=total, unit="shards", file=sys.stderr, disable=not trainer.is_global_zero)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if outputs is None:  # the empty step of a rank without a shard
+            return
         index, scores = outputs
         self.shards.write(index, scores)
         self.bar.update(1)
@@ -92,11 +101,16 @@ def score_groups(
     batch_size: int = 32,
     dtype: str | None = None,
     shard_size: int = SHARD_SIZE,
+    seed: int | None = None,
+    every_rank: bool = False,
 ) -> list[list[float]] | None:
     """Each group's scores (raw logits, aligned with its pairs), sharded in ``folder`` and merged.
 
-    Returns the scores on global rank zero, None on every other rank (which must then write nothing).
-    ``task`` names the command in the folder's configuration, so two commands never share shards.
+    Returns the scores on global rank zero, None on every other rank (which must then write nothing), or
+    on every rank with ``every_rank`` (each reads the merged shards after the barrier: for a command whose
+    ranks need the scores to go on). ``task`` names the command in the folder's configuration, so two
+    commands never share shards. ``seed`` seeds torch before the model loads (a base model's new head is
+    initialised at random: the same head on every rank) and is recorded in the configuration.
     """
     for name, value in (("devices", devices), ("num_nodes", num_nodes), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -117,6 +131,8 @@ def score_groups(
     )
     on_gpu = isinstance(trainer.accelerator, CUDAAccelerator)
     dtype = dtype or ("float16" if on_gpu else "float32")
+    if seed is not None:
+        torch.manual_seed(seed)
     reranker = RerankerModel(model, max_length=max_length, device="cpu", dtype=dtype)
     config = {
         "task": task,
@@ -129,6 +145,8 @@ def score_groups(
         "dtype": dtype,
         "device": "cuda" if on_gpu else "cpu",
         "shard_size": shard_size,
+        # Absent for a command without a seed, so the folders it wrote before stay valid.
+        **({"seed": seed} if seed is not None else {}),
     }
     shards = ShardFolder(folder, config, [len(group) for group in groups])
     shards.open()
@@ -137,6 +155,19 @@ def score_groups(
         trainer.callbacks.append(ShardWriter(shards))
         trainer.predict(ShardScoring(reranker, groups, shards, batch_size), return_predictions=False)
         trainer.strategy.barrier()  # every rank's last shard is written before rank zero merges
-    if not trainer.is_global_zero:
+    if not (every_rank or trainer.is_global_zero):
         return None
     return shards.merge()
+
+
+def leave_scoring_processes() -> bool:
+    """End this process's part in the scoring processes once a command has scored all it scores; returns
+    whether it is global rank zero (True for one process, or where no shard needed scoring).
+
+    What follows runs alone on rank zero: the process group Lightning leaves up is destroyed, else a
+    torchmetrics metric would sync over it with ranks that have returned."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    zero = dist.get_rank() == 0
+    dist.destroy_process_group()
+    return zero

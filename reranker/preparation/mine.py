@@ -1,5 +1,10 @@
 """``prepare mine``: hard negatives for judged queries from a first stage, with first-stage margins and an
-optional cross-encoder false-negative filter (the rules are in :mod:`reranker.preparation.mining`)."""
+optional cross-encoder false-negative filter (the rules are in :mod:`reranker.preparation.mining`).
+
+With ``--devices N`` (and ``--num-nodes``) the filter scores over N processes a node: every process runs the
+(deterministic) first stage and the filter's rounds, each round's pairs are scored in shards of
+``--shard-size`` queries in ``OUT.shards/round-K/`` and read back by every process, and only global rank zero
+writes ``OUT``, the same bytes for any N. A killed run resumes from the finished shards."""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import argparse
 from pathlib import Path
 
 from reranker.core.errors import InputError
+from reranker.model.parallel_options import add_parallel_arguments, check_parallel_options
+from reranker.model.shards import SHARD_SIZE
 from reranker.preparation import mining
 from reranker.preparation.records import read_judged_queries, write_jsonl
 from reranker.preparation.retrievers import RetrieverSpec, add_retriever_arguments
-from reranker.preparation.scoring import add_scoring_arguments, cached_scorer
+from reranker.preparation.scoring import add_scoring_arguments, cached_scorer, sharded_scorer
 
 HELP = "hard negatives from a first stage (BM25 by default), optionally filtered by a cross-encoder"
 
@@ -45,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cross.add_argument("--filter-max-candidates", type=int, default=None,
                        help="score at most this many window candidates a query (default: the whole window)")  # fmt: skip
     add_scoring_arguments(cross)
+    add_parallel_arguments(cross)
 
 
 def prepare_mine(
@@ -72,9 +80,18 @@ def prepare_mine(
     cache: str | Path | None = None,
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
-) -> dict:
+    devices: int | None = None,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    shard_size: int = SHARD_SIZE,
+) -> dict | None:
     """Write mined triplets to ``out``; returns a summary. ``max_length`` None: the length recorded with
-    the filter model; ``retriever_options`` are :func:`build_retriever`'s."""
+    the filter model; ``retriever_options`` are :func:`build_retriever`'s. With ``devices``: the filter
+    scores over processes (see the module docstring); every rank but global rank zero returns None and
+    writes nothing."""
+    check_parallel_options(devices, device, cache)
+    if devices is not None and not filter_model:
+        raise InputError("--devices scores the --filter-model's pairs over processes; give --filter-model")
     judged, passages, unjudged = read_judged_queries(queries, corpus, qrels)
     if max_queries is not None:
         judged = judged[:max_queries]
@@ -84,7 +101,11 @@ def prepare_mine(
     mining.check_options(window, num_hard_negatives, num_random_negatives, filter_margin, filter_scale,
                          absolute_margin, relative_margin, max_score)  # fmt: skip
     score, store = None, None
-    if filter_model:
+    if filter_model and devices is not None:
+        parallel = dict(devices=devices, num_nodes=num_nodes, accelerator=accelerator, shard_size=shard_size)
+        score = sharded_scorer(filter_model, f"{out}.shards", max_length=max_length, batch_size=batch_size,
+                               dtype=dtype, **parallel)  # fmt: skip
+    elif filter_model:
         score, store = cached_scorer(filter_model, cache, max_length, batch_size, device, dtype)
     try:
         triplets, summary = mining.mine(
@@ -96,5 +117,10 @@ def prepare_mine(
     finally:
         if store is not None:
             store.close()
+    if devices is not None:
+        from reranker.model.parallel_scoring import leave_scoring_processes
+
+        if not leave_scoring_processes():
+            return None
     write_jsonl(out, triplets)
     return {**summary, "queries_without_judgement": unjudged}

@@ -2,18 +2,20 @@
 score cache: unique pairs are scored once, in batches of similar length (longest first, so a batch too large
 for memory fails at once), and every finished chunk is committed to the cache, keyed by model, length limit
 and pair; a killed run resumes there. A retrained model in the same folder needs a new cache.
+
+With ``--devices``, ``prepare mine``'s filter scores through :func:`sharded_scorer` instead (``prepare
+teacher`` has its own sharding, one group a triplet).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reranker.core.cache import Cache, cached_scores
-from reranker.core.errors import InputError
-from reranker.model.shards import SHARD_SIZE
 
 ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
 
@@ -26,28 +28,6 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None, help="float16 on GPU by default, float32 on CPU")
     parser.add_argument("--cache", help="score cache (SQLite); the same file serves mine and teacher")
-
-
-def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of data-parallel scoring on Lightning's predict loop (:mod:`reranker.model.parallel_scoring`)."""
-    parser.add_argument("--devices", type=int, default=None,
-                        help="processes per node, one per device, scoring shards of queries written beside the "
-                             "output (resumable; the same bytes for any number). Default: one process, no shards")  # fmt: skip
-    parser.add_argument(
-        "--num-nodes", type=int, default=1, help="nodes, with --devices (Slurm: one task per device)"
-    )
-    parser.add_argument("--accelerator", default="auto", help="with --devices: cpu, gpu or auto")
-    parser.add_argument("--shard-size", type=int, default=SHARD_SIZE,
-                        help="queries per shard, with --devices (part of the configuration a resumed run checks)")  # fmt: skip
-
-
-def check_parallel_options(devices: int | None, device: str | None, cache: str | Path | None) -> None:
-    """The one-process options have no meaning with ``--devices``: say so rather than ignore them."""
-    if devices is not None and (device is not None or cache is not None):
-        raise InputError(
-            "--device and --cache belong to the one-process path; with --devices, --accelerator picks the "
-            "device and the shard folder beside the output resumes a killed run"
-        )
 
 
 def cached_scorer(
@@ -84,6 +64,24 @@ def cached_scorer(
         return [scores[pair] for pair in pairs]
 
     return score, store
+
+
+def sharded_scorer(model: str, folder: str | Path, **scoring) -> ScoreFn:
+    """A scoring function over processes (:func:`~reranker.model.parallel_scoring.score_groups`, whose
+    options ``scoring`` holds): its ``K``-th call scores its pairs in shards in ``folder/round-K``, one group
+    a run of pairs with the same query. A killed run replays the same calls (the mining is deterministic)
+    and resumes from the shards; every rank gets the scores, as each needs them to draw the next round."""
+    from reranker.model.parallel_scoring import score_groups
+
+    calls = itertools.count()
+
+    def score(pairs: list[tuple[str, str]]) -> list[float]:
+        groups = [list(group) for _, group in itertools.groupby(pairs, key=lambda pair: pair[0])]
+        folder_k = Path(folder) / f"round-{next(calls)}"
+        scores = score_groups(groups, model, folder_k, "mine", every_rank=True, **scoring)
+        return [value for group in scores for value in group]
+
+    return score
 
 
 def pairs_of(records: Sequence[dict]) -> list[tuple[str, str]]:

@@ -18,15 +18,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from reranker.model.parallel_options import add_parallel_arguments, check_parallel_options
 from reranker.model.shards import SHARD_SIZE
 from reranker.preparation.records import read_triplet_records, write_jsonl
-from reranker.preparation.scoring import (
-    add_parallel_arguments,
-    add_scoring_arguments,
-    cached_scorer,
-    check_parallel_options,
-    pairs_of,
-)
+from reranker.preparation.scoring import add_scoring_arguments, cached_scorer, pairs_of
 
 HELP = "add pos_scores/neg_scores from a teacher cross-encoder"
 
