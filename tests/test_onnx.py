@@ -231,6 +231,15 @@ def test_int8_export_leaves_nothing_in_the_working_directory(tiny_bert, tmp_path
     assert (folder / "onnx" / QUANTIZED_FILE).is_file() and list(work.iterdir()) == []
 
 
+def test_an_export_folder_given_by_a_relative_path_gets_its_onnx_files(tiny_bert, tmp_path, monkeypatch):
+    make_export(tiny_bert, tmp_path / "runs" / "export")
+    monkeypatch.chdir(tmp_path)
+    export_main(["runs/export", "--onnx"])
+    assert Reranker("runs/export/onnx/model.onnx").score(PAIRS) == Reranker(
+        "runs/export", backend="onnx"
+    ).score(PAIRS)
+
+
 def test_a_checkpoint_exports_with_onnx_files(tmp_path, capsys):
     out = tmp_path / "export"
     export_main([str(OLD_CHECKPOINT), "--out", str(out), "--onnx", "--quantize", "int8"])

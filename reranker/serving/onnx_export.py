@@ -173,7 +173,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None) -> list[Path]:
     try:
         # The staging folder sees the weights through links, so the fingerprint hashes the real files.
         for name in weight_files(folder):
-            (staging / name).symlink_to(folder / name)
+            (staging / name).symlink_to((folder / name).resolve())  # a relative target would dangle
         written = write_onnx(model, tokenizer, kind, staging, quantize)
         target, previous = folder / ONNX_FOLDER, folder / f".{ONNX_FOLDER}-previous"
         shutil.rmtree(previous, ignore_errors=True)
