@@ -206,6 +206,28 @@ def spread_copy(model_dir: str, output_dir: Path) -> str:
     return str(output_dir)
 
 
+@pytest.fixture(scope="session")
+def spread_bert(tiny_bert, tmp_path_factory) -> str:
+    """The tiny BERT with wide random weights (:func:`spread_copy`): rankings that can be compared."""
+    return spread_copy(tiny_bert, tmp_path_factory.mktemp("spread-bert"))
+
+
+@pytest.fixture(scope="session")
+def spread_xlmr(tiny_xlmr, tmp_path_factory) -> str:
+    """The tiny XLM-R with wide random weights (:func:`spread_copy`)."""
+    return spread_copy(tiny_xlmr, tmp_path_factory.mktemp("spread-xlmr"))
+
+
+def records_with_negatives() -> list[dict]:
+    """:func:`make_records` with 1 to 3 more negatives each (groups of different sizes; a passage may
+    repeat within a query)."""
+    texts = [text for sentences in TOPICS.values() for text in sentences]
+    records = make_records()
+    for index, record in enumerate(records):
+        record["neg"] += texts[index % 7 :: 5][: 1 + index % 3]
+    return records
+
+
 def train_tiny_run(model_dir: str, root: Path, python: str = sys.executable) -> Path:
     """A short real training run: ``<run>/checkpoints``, ``.hydra``, ``metrics.json`` and ``export/``
     (the best checkpoint exported by the run itself, model card included)."""

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TOPICS, make_records, spread_copy, write_jsonl
+from conftest import records_with_negatives, write_jsonl
 
 from reranker.evaluation.evaluate import main
 from reranker.evaluation.scoring import shard_name
@@ -20,23 +20,10 @@ from reranker.model.reranker_model import RerankerModel
 SHARD_SIZE = 5  # 12 queries: shards of 5, 5 and 2; 6 validation queries: shards of 5 and 1
 
 
-@pytest.fixture(scope="module")
-def bert_model(tiny_bert, tmp_path_factory) -> str:
-    return spread_copy(tiny_bert, tmp_path_factory.mktemp("bert-model"))
-
-
-@pytest.fixture(scope="module")
-def xlmr_model(tiny_xlmr, tmp_path_factory) -> str:
-    return spread_copy(tiny_xlmr, tmp_path_factory.mktemp("xlmr-model"))
-
-
 @pytest.fixture
 def sets(tmp_path) -> tuple[Path, Path]:
     """An evaluation set of 12 queries with 2 to 4 candidates each, and a fusion validation set of 6."""
-    texts = [text for sentences in TOPICS.values() for text in sentences]
-    records = make_records()
-    for index, record in enumerate(records):
-        record["neg"] += texts[index % 7 :: 5][: 1 + index % 3]
+    records = records_with_negatives()
     return write_jsonl(tmp_path / "eval.jsonl", records[:12]), write_jsonl(
         tmp_path / "val.jsonl", records[12:]
     )
@@ -47,7 +34,7 @@ def arguments(sets: tuple[Path, Path], model: str, out: Path, devices: int) -> l
             "--devices", str(devices), "--accelerator", "cpu", "--shard-size", str(SHARD_SIZE), "--out", str(out)]  # fmt: skip
 
 
-@pytest.mark.parametrize("model_fixture", ["bert_model", "xlmr_model"])
+@pytest.mark.parametrize("model_fixture", ["spread_bert", "spread_xlmr"])
 def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tmp_path, capsys):
     model = request.getfixturevalue(model_fixture)
     alone = main([str(sets[0]), "--model", f"tiny={model}", "--fusion-val", str(sets[1]), "--samples", "200"])
@@ -74,7 +61,7 @@ def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tm
     assert len(list((two / "shards" / "fusion-val" / shard_name("tiny")).glob("shard-*.jsonl"))) == 2
 
 
-def test_a_killed_run_resumes_without_rescoring_finished_shards(bert_model, sets, tmp_path, monkeypatch):
+def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, sets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = RerankerModel.score
 
@@ -84,7 +71,7 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(bert_model, sets
 
     monkeypatch.setattr(RerankerModel, "score", recording)
     out = tmp_path / "out"
-    main(arguments(sets, bert_model, out, devices=1))
+    main(arguments(sets, spread_bert, out, devices=1))
     assert len(scored) == 3 + 2  # the evaluation set's shards, then the validation set's
     whole = (out / "results.json").read_bytes()
     folder = out / "shards" / shard_name("tiny")
@@ -92,16 +79,16 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(bert_model, sets
     (out / "results.json").unlink()
     (folder / "shard-00001.jsonl").unlink()
     scored.clear()
-    main(arguments(sets, bert_model, out, devices=1))
+    main(arguments(sets, spread_bert, out, devices=1))
     records = [json.loads(line) for line in sets[0].read_text(encoding="utf-8").splitlines()]
     shard_1 = records[SHARD_SIZE : 2 * SHARD_SIZE]
     assert scored == [list(dict.fromkeys((r["query"], p) for r in shard_1 for p in r["pos"] + r["neg"]))]
     assert (out / "results.json").read_bytes() == whole
 
 
-def test_one_process_options_and_a_missing_out_are_refused(bert_model, sets, tmp_path):
-    with_cache = [*arguments(sets, bert_model, tmp_path / "out", devices=1), "--cache", str(tmp_path / "c")]
-    without_out = arguments(sets, bert_model, tmp_path / "out", devices=1)[:-2]
+def test_one_process_options_and_a_missing_out_are_refused(spread_bert, sets, tmp_path):
+    with_cache = [*arguments(sets, spread_bert, tmp_path / "out", devices=1), "--cache", str(tmp_path / "c")]
+    without_out = arguments(sets, spread_bert, tmp_path / "out", devices=1)[:-2]
     for argv, expected in (
         (with_cache, "error: --device and --cache belong to the one-process path"),
         (without_out, "error: --devices needs --out"),
