@@ -5,7 +5,7 @@ the order every round: one process (no ``--devices``), ``--devices 1`` (Lightnin
 and ``--devices 2`` (two processes under DDP, gloo, on the CPU). Each runs twice: on one triplet, whose wall
 time is the fixed cost of a run (start-up, model load, process group, shard files), and on ``--triplets``,
 whose time less that fixed cost gives the scoring rate. Prints a table with the largest peak RSS of any
-process of the run. Checks that the three outputs are the same bytes (``--devices``) or scores within 1e-5.
+process of each way's runs, and whether ``--devices 1`` and ``--devices 2`` wrote the same bytes.
 """
 
 from __future__ import annotations
@@ -29,16 +29,27 @@ def command_of(way: str, triplets, out) -> list[str]:
     return command + (["--accelerator", "cpu"] if WAYS[way] else [])
 
 
-def run(way: str, triplets, out) -> float:
-    """Wall seconds of one ``prepare teacher`` run, from nothing scored (no output, shards or cache)."""
+# Runs the command as its child and prints the largest peak RSS of its processes (RUSAGE_CHILDREN counts
+# every descendant waited for), so each timed run also gives its memory.
+PEAK_RSS = (
+    "import sys, resource, subprocess; done = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+    "sys.stderr.write(done.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20);"
+    "sys.exit(done.returncode)"
+)
+
+
+def run(way: str, triplets, out) -> tuple[float, float]:
+    """Wall seconds and the largest peak RSS (GB) of any process of one ``prepare teacher`` run, from
+    nothing scored (no output, shards or cache)."""
     for stale in (out, out.with_name(out.name + ".shards"), out.with_name(out.name + ".scores.sqlite")):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    command = [sys.executable, "-c", PEAK_RSS, *command_of(way, triplets, out)]
     start = time.perf_counter()
-    done = subprocess.run(command_of(way, triplets, out), env=worker_env(), capture_output=True, text=True)
+    done = subprocess.run(command, env=worker_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{way} failed:\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -56,16 +67,16 @@ def main() -> None:
         len(json.loads(line)["pos"]) + len(json.loads(line)["neg"]) for line in lines[: args.triplets]
     )
     times = {(way, size): [] for way in WAYS for size in inputs}
+    peaks = dict.fromkeys(WAYS, 0.0)
     ways = list(WAYS)
     for round_number in range(args.rounds):
         for way in ways if round_number % 2 == 0 else ways[::-1]:
             for size, triplets in inputs.items():
                 out = runs / f"{way.replace(' ', '_').strip('-')}-{size}.jsonl"
-                seconds = run(way, triplets, out)
+                seconds, peak = run(way, triplets, out)
+                peaks[way] = max(peaks[way], peak)
                 times[(way, size)].append(seconds)
                 print(f"round {round_number + 1}: {way}, {size}: {seconds:.1f} s", flush=True)
-    # The RSS of each way, measured alone: RUSAGE_CHILDREN keeps the largest of every child so far.
-    peaks = {way: _peak_alone(way, inputs["large"], runs) for way in ways}
     outputs = {way: (runs / f"{way.replace(' ', '_').strip('-')}-large.jsonl").read_text() for way in WAYS}
     same = outputs["--devices 1"] == outputs["--devices 2"]
     print(f"\n{args.triplets} triplets ({pairs} pairs), MiniLM-L6, {args.rounds} round(s); "
@@ -80,23 +91,6 @@ def main() -> None:
         print(
             f"| {way} | {fixed:.1f} | {wall:.1f} | {pairs / max(wall - fixed, 1e-9):.1f} | {peaks[way]:.2f} |"
         )
-
-
-def _peak_alone(way: str, triplets, runs) -> float:
-    """The peak RSS of one run in a fresh child, so no earlier child's peak is counted."""
-    code = (
-        "import sys, resource, subprocess; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20)"
-    )
-    out = runs / "rss.jsonl"
-    for stale in (out, runs / "rss.jsonl.scores.sqlite"):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(runs / "rss.jsonl.shards", ignore_errors=True)
-    command = [sys.executable, "-c", code, *command_of(way, triplets, out)]
-    done = subprocess.run(command, env=worker_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{way} failed:\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
