@@ -207,15 +207,15 @@ def spread_copy(model_dir: str, output_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def spread_bert(tiny_bert, tmp_path_factory) -> str:
+def wide_bert(tiny_bert, tmp_path_factory) -> str:
     """The tiny BERT with wide random weights (:func:`spread_copy`): rankings that can be compared."""
-    return spread_copy(tiny_bert, tmp_path_factory.mktemp("spread-bert"))
+    return spread_copy(tiny_bert, tmp_path_factory.mktemp("wide-bert"))
 
 
 @pytest.fixture(scope="session")
-def spread_xlmr(tiny_xlmr, tmp_path_factory) -> str:
+def wide_xlmr(tiny_xlmr, tmp_path_factory) -> str:
     """The tiny XLM-R with wide random weights (:func:`spread_copy`)."""
-    return spread_copy(tiny_xlmr, tmp_path_factory.mktemp("spread-xlmr"))
+    return spread_copy(tiny_xlmr, tmp_path_factory.mktemp("wide-xlmr"))
 
 
 def records_with_negatives() -> list[dict]:

@@ -34,7 +34,7 @@ def arguments(sets: tuple[Path, Path], model: str, out: Path, devices: int) -> l
             "--devices", str(devices), "--accelerator", "cpu", "--shard-size", str(SHARD_SIZE), "--out", str(out)]  # fmt: skip
 
 
-@pytest.mark.parametrize("model_fixture", ["spread_bert", "spread_xlmr"])
+@pytest.mark.parametrize("model_fixture", ["wide_bert", "wide_xlmr"])
 def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tmp_path, capsys):
     model = request.getfixturevalue(model_fixture)
     alone = main([str(sets[0]), "--model", f"tiny={model}", "--fusion-val", str(sets[1]), "--samples", "200"])
@@ -61,7 +61,7 @@ def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tm
     assert len(list((two / "shards" / "fusion-val" / shard_name("tiny")).glob("shard-*.jsonl"))) == 2
 
 
-def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, sets, tmp_path, monkeypatch):
+def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, sets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = RerankerModel.score
 
@@ -71,7 +71,7 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, set
 
     monkeypatch.setattr(RerankerModel, "score", recording)
     out = tmp_path / "out"
-    main(arguments(sets, spread_bert, out, devices=1))
+    main(arguments(sets, wide_bert, out, devices=1))
     assert len(scored) == 3 + 2  # the evaluation set's shards, then the validation set's
     whole = (out / "results.json").read_bytes()
     folder = out / "shards" / shard_name("tiny")
@@ -79,16 +79,16 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, set
     (out / "results.json").unlink()
     (folder / "shard-00001.jsonl").unlink()
     scored.clear()
-    main(arguments(sets, spread_bert, out, devices=1))
+    main(arguments(sets, wide_bert, out, devices=1))
     records = [json.loads(line) for line in sets[0].read_text(encoding="utf-8").splitlines()]
     shard_1 = records[SHARD_SIZE : 2 * SHARD_SIZE]
     assert scored == [list(dict.fromkeys((r["query"], p) for r in shard_1 for p in r["pos"] + r["neg"]))]
     assert (out / "results.json").read_bytes() == whole
 
 
-def test_one_process_options_and_a_missing_out_are_refused(spread_bert, sets, tmp_path):
-    with_cache = [*arguments(sets, spread_bert, tmp_path / "out", devices=1), "--cache", str(tmp_path / "c")]
-    without_out = arguments(sets, spread_bert, tmp_path / "out", devices=1)[:-2]
+def test_one_process_options_and_a_missing_out_are_refused(wide_bert, sets, tmp_path):
+    with_cache = [*arguments(sets, wide_bert, tmp_path / "out", devices=1), "--cache", str(tmp_path / "c")]
+    without_out = arguments(sets, wide_bert, tmp_path / "out", devices=1)[:-2]
     for argv, expected in (
         (with_cache, "error: --device and --cache belong to the one-process path"),
         (without_out, "error: --devices needs --out"),

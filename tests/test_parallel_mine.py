@@ -40,7 +40,7 @@ def arguments(judged: tuple[Path, Path], model: str, out: Path, devices: int) ->
             "--devices", str(devices), "--accelerator", "cpu", "--shard-size", str(SHARD_SIZE)]  # fmt: skip
 
 
-@pytest.mark.parametrize("model_fixture", ["spread_bert", "spread_xlmr"])
+@pytest.mark.parametrize("model_fixture", ["wide_bert", "wide_xlmr"])
 def test_two_processes_write_the_triplets_of_one(model_fixture, request, judged, tmp_path, capsys):
     model = request.getfixturevalue(model_fixture)
     one = tmp_path / "one.jsonl"
@@ -60,7 +60,7 @@ def test_two_processes_write_the_triplets_of_one(model_fixture, request, judged,
     assert sorted(p.name for p in Path(f"{two}.shards").iterdir()) == rounds
 
 
-def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, judged, tmp_path, monkeypatch):
+def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, judged, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = RerankerModel.score
 
@@ -70,7 +70,7 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, jud
 
     monkeypatch.setattr(RerankerModel, "score", recording)
     out = tmp_path / "out.jsonl"
-    main(arguments(judged, spread_bert, out, devices=1))
+    main(arguments(judged, wide_bert, out, devices=1))
     whole = out.read_bytes()
     lost = Path(f"{out}.shards") / "round-1" / "shard-00001.jsonl"
     shard = lost.read_bytes()
@@ -78,16 +78,16 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, jud
     out.unlink()
     lost.unlink()
     scored.clear()
-    main(arguments(judged, spread_bert, out, devices=1))
+    main(arguments(judged, wide_bert, out, devices=1))
     assert len(scored) == 1 and lost.read_bytes() == shard  # only the lost shard was scored again
     assert out.read_bytes() == whole
 
 
-def test_one_process_options_and_devices_without_a_filter_are_refused(spread_bert, judged, tmp_path):
+def test_one_process_options_and_devices_without_a_filter_are_refused(wide_bert, judged, tmp_path):
     out = tmp_path / "out.jsonl"
-    with_cache = [*arguments(judged, spread_bert, out, devices=1), "--cache", str(tmp_path / "c")]
+    with_cache = [*arguments(judged, wide_bert, out, devices=1), "--cache", str(tmp_path / "c")]
     without_filter = [
-        a for a in arguments(judged, spread_bert, out, devices=1) if a not in ("--filter-model", spread_bert)
+        a for a in arguments(judged, wide_bert, out, devices=1) if a not in ("--filter-model", wide_bert)
     ]
     for argv, expected in (
         (with_cache, "error: --device and --cache belong to the one-process path"),

@@ -56,15 +56,15 @@ def expected_lines(input: Path, model: str) -> str:
     return "".join(lines)
 
 
-def test_two_processes_write_the_bytes_of_one_process(spread_bert, triplets, tmp_path):
+def test_two_processes_write_the_bytes_of_one_process(wide_bert, triplets, tmp_path):
     one = tmp_path / "one.jsonl"
-    assert teacher(triplets, spread_bert, one, devices=1) == {
+    assert teacher(triplets, wide_bert, one, devices=1) == {
         "triplets": 12, "pairs": 39, "shards": f"{one}.shards"
     }  # fmt: skip
-    assert one.read_text(encoding="utf-8") == expected_lines(triplets, spread_bert)
+    assert one.read_text(encoding="utf-8") == expected_lines(triplets, wide_bert)
     two = tmp_path / "two.jsonl"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "reranker.prepare", "teacher", str(triplets), "--model", spread_bert,
+    command = [sys.executable, "-m", "reranker.prepare", "teacher", str(triplets), "--model", wide_bert,
                "--out", str(two), "--devices", "2", "--accelerator", "cpu", "--shard-size", str(SHARD_SIZE)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -80,13 +80,13 @@ def test_two_processes_write_the_bytes_of_one_process(spread_bert, triplets, tmp
     ]  # fmt: skip
 
 
-def test_xlmr_teacher_scores_each_shard_alone(spread_xlmr, triplets, tmp_path):
+def test_xlmr_teacher_scores_each_shard_alone(wide_xlmr, triplets, tmp_path):
     out = tmp_path / "out.jsonl"
-    teacher(triplets, spread_xlmr, out, devices=1)
-    assert out.read_text(encoding="utf-8") == expected_lines(triplets, spread_xlmr)
+    teacher(triplets, wide_xlmr, out, devices=1)
+    assert out.read_text(encoding="utf-8") == expected_lines(triplets, wide_xlmr)
 
 
-def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, triplets, tmp_path, monkeypatch):
+def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, triplets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = RerankerModel.score
 
@@ -96,7 +96,7 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, tri
 
     monkeypatch.setattr(RerankerModel, "score", recording)
     out = tmp_path / "out.jsonl"
-    teacher(triplets, spread_bert, out, devices=1)
+    teacher(triplets, wide_bert, out, devices=1)
     assert len(scored) == 3
     whole = out.read_bytes()
     folder = Path(f"{out}.shards")
@@ -106,7 +106,7 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, tri
     (folder / "shard-00001.jsonl").unlink()
     (folder / ".shard-00001.jsonl.tmp-99").write_text('{"shard": 1, "config": "', encoding="utf-8")
     scored.clear()
-    teacher(triplets, spread_bert, out, devices=1)
+    teacher(triplets, wide_bert, out, devices=1)
     shard_1 = read_records(triplets)[SHARD_SIZE : 2 * SHARD_SIZE]
     assert scored == [list(dict.fromkeys((r["query"], p) for r in shard_1 for p in r["pos"] + r["neg"]))]
     assert {p.name: p.stat().st_ino for p in folder.glob("shard-*.jsonl") if p.name != "shard-00001.jsonl"} == {
@@ -116,16 +116,16 @@ def test_a_killed_run_resumes_without_rescoring_finished_shards(spread_bert, tri
     # Every shard finished: nothing is scored, the output is written again from the shards.
     scored.clear()
     out.unlink()
-    teacher(triplets, spread_bert, out, devices=1)
+    teacher(triplets, wide_bert, out, devices=1)
     assert scored == [] and out.read_bytes() == whole
 
 
-def test_a_shard_folder_of_another_configuration_is_refused(spread_bert, triplets, tmp_path, capsys):
+def test_a_shard_folder_of_another_configuration_is_refused(wide_bert, triplets, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
-    teacher(triplets, spread_bert, out, devices=1)
+    teacher(triplets, wide_bert, out, devices=1)
     whole = out.read_bytes()
     with pytest.raises(SystemExit) as stopped:
-        prepare_main(["teacher", str(triplets), "--model", spread_bert, "--out", str(out), "--devices", "1",
+        prepare_main(["teacher", str(triplets), "--model", wide_bert, "--out", str(out), "--devices", "1",
                       "--accelerator", "cpu", "--shard-size", str(SHARD_SIZE), "--max-length", "16"])  # fmt: skip
     message = str(stopped.value.code)
     assert message.startswith("error: ") and "\n" not in message
@@ -133,7 +133,7 @@ def test_a_shard_folder_of_another_configuration_is_refused(spread_bert, triplet
     assert out.read_bytes() == whole
     fewer = write_jsonl(tmp_path / "fewer.jsonl", read_records(triplets)[:11])
     with pytest.raises(InputError, match=r"another configuration \(pairs differ\)"):
-        teacher(fewer, spread_bert, out, devices=1)
+        teacher(fewer, wide_bert, out, devices=1)
 
 
 def small_folder(folder: Path, config: dict | None = None) -> ShardFolder:
