@@ -3,6 +3,7 @@
 # the MS MARCO sample split with BM25- and dense-mined triplets, and each first stage's candidate lists of the
 # evaluation queries, under experiments/dense_first_stage/work/ (git-ignored). Skips what is already built.
 # Needs the `dense` extra (faiss-cpu) and ../shared (SHARED=...; ME5=DIR reuses a built multilingual-e5-small).
+# EVAL_ONLY=1 builds only the evaluation side (the splits and step 2's candidate lists), not the mined triplets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHON=${PYTHON:-python} HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
@@ -21,7 +22,9 @@ dense=(--dense-model "$me5" --pooling mean --query-prefix "query: " --passage-pr
 # 1. Data. KorQuAD: title-disjoint train / val / eval, 2-sentence passages; negatives mined by each first
 #    stage (ranks 3-50, 4 hard + 3 random, none containing the answer text). The split and the evaluation
 #    side do not depend on the retriever.
-for retriever in bm25 dense; do
+mined=(bm25 dense)
+[ -n "${EVAL_ONLY:-}" ] && mined=(bm25)  # the evaluation side does not depend on the retriever
+for retriever in "${mined[@]}"; do
   [ -f "$work/korquad/$retriever/train.jsonl" ] ||
     $PYTHON -m reranker.prepare squad "$shared/data/korquad/KorQuAD_v1.0_dev.json" --out "$work/korquad/$retriever" \
       --sentences-per-passage 2 --eval-fraction 0.3 --val-fraction 0.05 --val-candidates 10 --max-val-queries 48 \
@@ -31,7 +34,8 @@ done
 # MS MARCO sample: 600 train / 100 val / 300 eval queries over the shared 2,117-passage corpus; negatives
 # mined by each first stage (ranks 3-50, 7 hard), dropping candidates within 5% of the positive's score.
 [ -f "$work/msmarco/corpus.jsonl" ] || $PYTHON $here/msmarco_split.py "$shared/data" "$work/msmarco"
-for retriever in bm25 dense; do
+[ -n "${EVAL_ONLY:-}" ] && mined=()
+for retriever in "${mined[@]}"; do
   for side in train val; do
     [ -f "$work/msmarco/$retriever/$side.jsonl" ] ||
       $PYTHON -m reranker.prepare mine --queries "$work/msmarco/${side}_queries.jsonl" \
