@@ -1,4 +1,4 @@
-"""Each training knob the README offers does what it says: val_fraction, gradient_checkpointing,
+"""Each training knob docs/training.md offers does what it says: val_fraction, gradient_checkpointing,
 freeze_embeddings, gradient accumulation (and a NaN inside an accumulation window), which text is truncated."""
 
 import math

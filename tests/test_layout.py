@@ -1,4 +1,4 @@
-"""The package layout's promise: each stage imports only from the stages below it (README "Layout")."""
+"""The package layout's promise: each stage imports only from the stages below it (docs/development.md, "Layout")."""
 
 import ast
 from pathlib import Path

@@ -96,7 +96,7 @@ def below_first_stage(metrics: dict[str, float]) -> str | None:
         f"warning: the reranker (val/{mrr} {reranker:.4f}) ranks below its first stage "
         f"(val/first_stage_{mrr} {first_stage:.4f}{tested}) on the validation lists; what usually helps: "
         f"mine negatives from the retriever you deploy, fuse with the first stage{fuse}, check for "
-        'unjudged positives among the candidates (README "Train on your data": against the first stage)'
+        "unjudged positives among the candidates (docs/training.md: against the first stage)"
     )
 
 
