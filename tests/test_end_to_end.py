@@ -133,3 +133,17 @@ def test_a_csv_of_misses_only_is_refused_and_a_miss_is_read(tmp_path):
         write_jsonl(tmp_path / "q.jsonl", QUERIES), write_jsonl(tmp_path / "c.jsonl", CORPUS)
     )
     assert eval_set.retrieved() == [True, True, False] and eval_set.relevant[2] == [False, False, False]
+
+
+def test_the_fusion_weight_is_tuned_on_the_end_to_end_lists():
+    # Counted, the forced golds would pull a towards the reranker; end to end they are misses at every a,
+    # so a forced file tunes as the lists as retrieved do.
+    from reranker.evaluation.evaluate import fuse_runs
+
+    options = {"method": "zscore", "weight": None, "rrf_k": 60, "folds": 3, "mrr_k": 10, "seed": 0}
+    found = {}
+    for forced in (True, False, None):
+        eval_set, reranker = flipped_set(forced)
+        runs = {FIRST_STAGE: eval_set.first_stage_scores(), "reranker": reranker}
+        found[forced] = fuse_runs(eval_set, runs, None, {}, options)["reranker"]["folds"]
+    assert found[True] == found[False] != found[None]

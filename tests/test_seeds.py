@@ -165,3 +165,19 @@ def test_runs_that_score_differently_or_repeat_are_refused_in_one_line(seed_runs
             main([*common, *models])
         assert "\n" not in str(stopped.value.code)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_verdict_reads_the_holm_adjusted_p_value():
+    # 6 queries, each gold lifted from second to first: p = 2/64 alone, doubled by Holm over the 2 tests.
+    queries = [f"q{i}" for i in range(6)]
+    eval_set = EvalSet(queries, queries, [["x", "gold"] for _ in queries], [[False, True]] * 6)
+    runs = {FIRST_STAGE: eval_set.first_stage_scores(), "m": [0.0, 1.0] * 6}
+    tests = evaluate(eval_set, runs, [(FIRST_STAGE, "m")], samples=20000)["tests"]
+    for test in tests:
+        assert (
+            test["p_value"] == pytest.approx(2 / 64, abs=0.005)
+            and test["seeds_agreeing"] == test["seeds"] == 1
+        )
+        assert (
+            test["p_holm"] == pytest.approx(2 * test["p_value"]) and test["verdict"] == "no difference shown"
+        )
