@@ -198,7 +198,9 @@ def score_runs(
     order; None on a data-parallel rank other than zero). The one place where ``evaluate`` scores."""
     scored: dict[str, dict[str, list[float]]] = {"": {}, "fusion-val/": {}}
     for data, prefix in ((eval_set, ""), (validation, "fusion-val/")):
-        for system in systems if data is not None else []:
+        if data is None:
+            continue
+        for system in systems:
             for row, path in system.runs.items():
                 scored[prefix][row] = score(data, path, prefix + shard_name(row))
     return scored[""], scored["fusion-val/"]

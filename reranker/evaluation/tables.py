@@ -202,7 +202,7 @@ def evaluate(
         "candidates": sum(len(c) for c in eval_set.candidates),
         "forced": eval_set.forced_count(),
         "first_stage_recall": first_stage_recall(headline),
-        "systems": {name: names for name, names in systems.items()},
+        "systems": dict(systems),
         "table": rows_table(ranks, systems, everything, mrr_k, hit_ks),
         "tests": paired_tests(
             per_query, members, compare, [f"mrr@{mrr_k}", f"hit@{hit_ks[0]}"], samples, seed
