@@ -80,7 +80,12 @@ def test_triplet_format(tmp_path):
     [
         ({"candidate_ids": ["p0", "p9"]}, "line 1: field 'candidate_ids': 'p9' is not in the corpus"),
         ({"candidate_ids": []}, "line 1: field 'candidate_ids' is empty"),
-        ({"pos_ids": ["p4"]}, r"line 1: field 'pos_ids' must name at least one passage of 'candidate_ids'"),
+        ({"pos_ids": ["p9"]}, "line 1: field 'pos_ids': 'p9' is not in the corpus"),
+        ({"pos_ids": []}, "line 1: field 'pos_ids' is empty"),
+        (
+            {"candidate_ids": ["x1", "x2"]},
+            "line 1: field 'candidate_ids': none of its 2 ids is in the corpus",
+        ),
         ({"qid": "b"}, "line 1: field 'qid'"),  # checked below for the duplicate on line 2
     ],
 )
@@ -115,19 +120,34 @@ def test_table_matches_hand_computed_values(queries_set):
     results = evaluate(
         eval_set, {FIRST_STAGE: eval_set.first_stage_scores(), "m": model}, [(FIRST_STAGE, "m")]
     )
-    # First stage ranks: a 2, b 1; c's gold was forced in at 4 and counts there, as it does for the model.
-    assert results["per_query"][FIRST_STAGE]["rank"] == [2, 1, 4]
+    # End to end, first stage ranks: a 2, b 1; c's gold was forced in, not retrieved: a miss for every row.
+    assert results["per_query"][FIRST_STAGE]["rank"] == [2, 1, 0]
     assert results["table"][FIRST_STAGE] == pytest.approx(
-        {"hit@1": 1 / 3, "hit@3": 2 / 3, "hit@5": 1.0, "mrr@10": (1 / 2 + 1 + 1 / 4) / 3}
+        {"hit@1": 1 / 3, "hit@3": 2 / 3, "hit@5": 2 / 3, "mrr@10": (1 / 2 + 1) / 3}
     )
     assert results["forced"] == 1
-    assert results["per_query"]["m"]["rank"] == [1, 2, 3]
+    assert results["per_query"]["m"]["rank"] == [1, 2, 0]
     assert results["table"]["m"] == pytest.approx(
-        {"hit@1": 1 / 3, "hit@3": 1.0, "hit@5": 1.0, "mrr@10": (1 + 1 / 2 + 1 / 3) / 3}
+        {"hit@1": 1 / 3, "hit@3": 2 / 3, "hit@5": 2 / 3, "mrr@10": (1 + 1 / 2) / 3}
     )
-    forced = results["slices"]["gold"]["forced in"]
-    assert forced["queries"] == 1 and forced["m"]["mrr@10"] == pytest.approx(1 / 3)
-    assert forced[FIRST_STAGE]["mrr@10"] == pytest.approx(1 / 4)
+    # The reranking ceiling counts c's forced gold where each row puts it: 4th for the first stage, 3rd for m.
+    ceiling = results["ceiling"]
+    assert ceiling["title"] == "reranking ceiling: golds forced into 1 of 3 lists (not an end-to-end figure)"
+    assert ceiling["per_query"][FIRST_STAGE]["rank"] == [2, 1, 4] and ceiling["per_query"]["m"]["rank"] == [
+        1,
+        2,
+        3,
+    ]
+    assert ceiling["table"]["m"]["mrr@10"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    retrieved = results["slices"]["gold"]["retrieved by the first stage"]
+    assert retrieved["queries"] == 2 and retrieved["m"]["mrr@10"] == pytest.approx(3 / 4)
+    assert results["first_stage_recall"] == {
+        "k": 4,
+        "shortest_list": 2,
+        "retrieved": 2,
+        "queries": 3,
+        "recall": 2 / 3,
+    }
     lengths = results["slices"]["query length"]
     assert lengths["0-19 chars"]["queries"] == 2 and lengths["20-39 chars"]["queries"] == 1
     assert [t["metric"] for t in results["tests"]] == ["mrr@10", "hit@1"]

@@ -17,8 +17,9 @@ from test_train import compose_config, run_cli, tiny_run_overrides
 
 from reranker.core.tables import metric_order
 from reranker.evaluation.evalsets import load_eval_set, read_triplet_eval
-from reranker.evaluation.evaluate import FIRST_STAGE, evaluate, run
+from reranker.evaluation.evaluate import run
 from reranker.evaluation.first_stage import compare_with_first_stage
+from reranker.evaluation.tables import FIRST_STAGE, evaluate
 from reranker.model.fusion import Fusion, fuse, read_fusion
 from reranker.train import train
 from reranker.training.module import RerankerModule

@@ -112,7 +112,7 @@ def test_candidates_use_the_given_retriever_and_its_score_of_a_forced_gold(tmp_p
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in CORPUS.items()])
     queries = write_jsonl(tmp_path / "q.jsonl", [{"qid": "q0", "query": "서울", "pos_ids": ["p4"]}])
     out = tmp_path / "c.jsonl"
-    prepare_candidates(queries, corpus, out, top_k=3, retriever=table(SCORES))
+    prepare_candidates(queries, corpus, out, top_k=3, retriever=table(SCORES), force_gold=True)
     record = json.loads(out.read_text())
     # p4 (5.0) is not in the top 3: it replaces the last candidate with its own score.
     assert record["candidate_ids"] == ["p0", "p1", "p4"] and record["candidate_scores"] == [10.0, 9.5, 5.0]
@@ -180,6 +180,18 @@ def test_squad_negatives_and_validation_scores_come_from_the_given_retriever(tmp
                                 retriever=table(SCORES))  # fmt: skip
     assert triplet["neg"] == [CORPUS["p1"], CORPUS["p2"]]
     assert triplet["pos_first_stage"] == [10.0] and triplet["neg_first_stage"] == [9.5, 8.0]
+    # A question whose gold (p4, 5.0) is below the top 3 is left out of lists that must retrieve it.
+    articles[0].questions.append(Question("q1", "T", "다른 질문", ["p4"], ["없는 답"]))
+    both = build_triplets(articles, 0, 2, (1, 10), random.Random(0), retriever=table(SCORES))
+    retrieved = build_triplets(
+        articles, 0, 2, (1, 10), random.Random(0), retriever=table(SCORES), gold_within=3
+    )
+    assert [t["query"] for t in both] == [QUERIES[0]["query"], "다른 질문"]
+    assert retrieved == both[:1]
+    assert (
+        build_triplets(articles, 0, 2, (1, 10), random.Random(0), retriever=table(SCORES), gold_within=5)
+        == both
+    )
 
 
 def test_scoring_model_length_defaults_to_the_models_own(tmp_path, monkeypatch):

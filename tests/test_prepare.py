@@ -119,7 +119,7 @@ def test_outputs_are_byte_identical_for_the_same_seed(squad_file, tmp_path):
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_candidates_force_a_missed_gold_in_last(tmp_path):
+def test_candidates_keep_a_miss_as_retrieved_and_force_the_gold_in_only_when_asked(tmp_path):
     corpus = [
         {"id": f"p{i}", "text": text}
         for i, text in enumerate(["사과 는 빨갛다", "바나나 는 노랗다", "포도 는 보라색"])
@@ -132,11 +132,36 @@ def test_candidates_force_a_missed_gold_in_last(tmp_path):
         (tmp_path / f"{name}.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         )
-    main(["candidates", "--queries", str(tmp_path / "queries.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-          "--out", str(tmp_path / "out.jsonl"), "--top-k", "2"])  # fmt: skip
+    command = ["candidates", "--queries", str(tmp_path / "queries.jsonl"), "--corpus",
+               str(tmp_path / "corpus.jsonl"), "--out", str(tmp_path / "out.jsonl"), "--top-k", "2"]  # fmt: skip
+    main(command)
     hit, miss = read_jsonl(tmp_path / "out.jsonl")
     assert hit["candidate_ids"][0] == "p0" and hit["forced"] is False
-    assert miss["candidate_ids"] == ["p1", "p2"] and miss["forced"] is True
+    # The first stage's own list: the gold p2 is not in it, and evaluate counts the query as a miss.
+    assert "p2" not in miss["candidate_ids"] and miss["forced"] is False
+    main([*command, "--force-gold"])
+    hit, miss = read_jsonl(tmp_path / "out.jsonl")
+    assert hit["candidate_ids"][0] == "p0" and hit["forced"] is False
+    assert miss["candidate_ids"][-1] == "p2" and miss["forced"] is True
+
+
+def test_validation_leaves_out_questions_whose_gold_the_first_stage_missed(squad_file, tmp_path, capsys):
+    # One validation candidate: a question stays only where the first stage ranks its gold first.
+    run_squad(squad_file, tmp_path / "kept", "--val-candidates", "1", "--force-gold")
+    forced = json.loads(capsys.readouterr().out)
+    run_squad(squad_file, tmp_path / "default", "--val-candidates", "1")
+    default = json.loads(capsys.readouterr().out)
+    kept, left = (read_jsonl(tmp_path / name / "val.jsonl") for name in ("kept", "default"))
+    assert (
+        forced["val"] == len(kept)
+        and default["val"] == len(left)
+        and forced["val_missed_by_first_stage"] == 0
+    )
+    assert 0 < len(left) < len(kept) and default["val_missed_by_first_stage"] == len(kept) - len(left)
+    # Left out, not changed: the other groups, the training triplets and the evaluation side are the same.
+    assert all(group in kept for group in left)
+    for name in ("train.jsonl", "eval/queries.jsonl", "eval/corpus.jsonl"):
+        assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "default" / name).read_bytes()
 
 
 def test_bm25_tokenizers_and_tie_order():

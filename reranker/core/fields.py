@@ -28,7 +28,14 @@ def id_list_field(record: dict, name: str, where: str) -> list[str]:
 
 
 def known_ids(ids: Iterable[str], known: dict | set, name: str, where: str, corpus: object) -> None:
-    """Every id of field ``name`` is a passage of ``corpus`` (named in the error)."""
-    unknown = next((i for i in ids if i not in known), None)
-    if unknown is not None:
-        raise InputError(f"{where}: field '{name}': {unknown!r} is not in the corpus {corpus}")
+    """Every id of field ``name`` is a passage of ``corpus`` (named in the error); when none is, the error
+    says so, as a corpus other than the one the ids come from gives."""
+    ids = list(ids)
+    unknown = [i for i in ids if i not in known]
+    if len(unknown) == len(ids) > 1:
+        raise InputError(
+            f"{where}: field '{name}': none of its {len(ids)} ids is in the corpus {corpus} "
+            f"(first: {unknown[0]!r}); is it the corpus these ids come from?"
+        )
+    if unknown:
+        raise InputError(f"{where}: field '{name}': {unknown[0]!r} is not in the corpus {corpus}")

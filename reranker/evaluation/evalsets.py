@@ -3,9 +3,9 @@
 Three formats are read into one :class:`EvalSet`:
 
 - **queries + corpus** (``.jsonl`` with ``--corpus``): queries ``{qid, query, candidate_ids, pos_ids}`` (optional
-  ``forced``: the gold was put in by ``prepare candidates``; optional ``candidate_scores``: the first stage's
-  score of each candidate) and a corpus ``{id, text}``. Every ``pos_ids`` entry must be among
-  ``candidate_ids``; a gold passage the first stage missed is an error here (force it in).
+  ``forced``: the gold was put in by ``prepare candidates --force-gold``; optional ``candidate_scores``: the
+  first stage's score of each candidate) and a corpus ``{id, text}``. Every id must be a corpus passage; a
+  query none of whose ``pos_ids`` is among its ``candidate_ids`` is a first-stage miss, not an error.
 - **RAG-style CSV** (``.csv``): one row per question with columns ``question``, ``contexts`` (a JSON list of
   the retrieved texts, in order) and ``gold_context`` (text) or ``gold_index`` (0-based; empty or -1 when the
   first stage missed it); optional ``qid`` and ``scores`` (a JSON list of the first stage's score of each
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -59,7 +59,7 @@ class EvalSet:
         """Scores (in :meth:`pairs` order) → ``scores``, ``relevance``, ``candidate_mask``, each ``[Q, C]``.
 
         Every run is scored on the same lists: a gold forced in is relevant for every row, the first stage
-        included (it ranks the gold where it was put).
+        included (it ranks the gold where it was put); :meth:`end_to_end` makes it a miss instead.
         """
         lengths = [len(flags) for flags in self.relevant]
         if sum(lengths) != len(flat_scores):
@@ -87,6 +87,34 @@ class EvalSet:
 
     def queries_with_first_stage_scores(self) -> int:
         return sum(scores is not None for scores in self.first_stage or [])
+
+    def forced_count(self) -> int:
+        """Queries whose gold was forced into the candidates."""
+        return sum(self.forced or [])
+
+    def end_to_end(self) -> EvalSet:
+        """The set as a deployed pipeline sees it: a gold forced into a list was not retrieved, so that query
+        has no relevant candidate (a miss for every row, whatever order a row gives its list)."""
+        if not self.forced_count():
+            return self
+        relevant = [
+            [False] * len(flags) if forced else flags
+            for flags, forced in zip(self.relevant, self.forced, strict=True)
+        ]
+        return replace(self, relevant=relevant)
+
+    def retrieved(self) -> list[bool]:
+        """Per query, whether a judged positive is among its candidates."""
+        return [any(flags) for flags in self.relevant]
+
+
+def check_measurable(eval_set: EvalSet, path: str | Path) -> None:
+    """A set where no query has a judged positive among its (retrieved) candidates measures nothing."""
+    if not any(eval_set.end_to_end().retrieved()):
+        raise InputError(
+            f"{path}: no query has a judged positive among its retrieved candidates "
+            f"({len(eval_set)} queries): nothing to measure; check the gold ids and the first stage's lists"
+        )
 
 
 def read_corpus(path: str | Path) -> dict[str, str]:
@@ -118,13 +146,10 @@ def read_queries(path: str | Path, corpus_path: str | Path) -> EvalSet:
             raise InputError(f"{where}: field 'candidate_ids' lists a passage twice")
         known_ids(candidate_ids, corpus, "candidate_ids", where, corpus_path)
         pos_ids = id_list_field(record, "pos_ids", where)
-        # A query may have several judged positives; the list must hold at least one of them (the others
-        # were simply not retrieved, as `prepare candidates` leaves them).
-        if not any(p in candidate_ids for p in pos_ids):
-            raise InputError(
-                f"{where}: field 'pos_ids' must name at least one passage of 'candidate_ids' "
-                f"(none of {pos_ids} is among them); force the gold in with `prepare candidates`"
-            )
+        if not pos_ids:
+            raise InputError(f"{where}: field 'pos_ids' is empty (a query needs a judged positive)")
+        # A gold the first stage did not retrieve is a miss; one that is not a passage at all is a typo.
+        known_ids(pos_ids, corpus, "pos_ids", where, corpus_path)
         qids.append(qid)
         queries.append(text_field(record, "query", where))
         candidates.append([corpus[c] for c in candidate_ids])

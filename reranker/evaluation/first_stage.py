@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from reranker.evaluation.evaluate import per_query_values
 from reranker.evaluation.significance import paired_test
+from reranker.evaluation.tables import per_query_values
 
 FIRST_STAGE = "first_stage"
 TESTED = ("reranker", "fused")  # each tested against the first stage

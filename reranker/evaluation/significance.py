@@ -57,3 +57,36 @@ def paired_test(
         "queries": count,
         "samples": samples,
     }
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given.
+
+    With the m p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted ``p_(i)`` is
+    ``max_{j <= i} min(1, (m - j + 1) * p_(j))``. Calling a test significant where its adjusted p-value is
+    below alpha keeps the chance of any false call among the m tests at most alpha, whatever their
+    dependence; a table of several comparisons needs that, or some comparison looks significant by chance.
+
+    References:
+        Holm, A Simple Sequentially Rejective Multiple Test Procedure, Scand. J. Statist. 6 (1979) 65-70.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - position) * float(p_values[index])))
+        adjusted[index] = running
+    return adjusted
+
+
+def sign(value: float, tolerance: float = 1e-12) -> int:
+    """-1, 0 or 1; within ``tolerance`` of zero is zero (a mean of floats rarely lands on 0 exactly)."""
+    return 0 if abs(value) <= tolerance else 1 if value > 0 else -1
+
+
+def verdict(difference: float, p_adjusted: float, agreeing: int, seeds: int, alpha: float = 0.05) -> str:
+    """``better`` or ``worse`` where the adjusted p-value is below ``alpha`` and every seed's own mean
+    difference has the sign of the mean difference; otherwise ``no difference shown``."""
+    if p_adjusted < alpha and agreeing == seeds and sign(difference) != 0:
+        return "better" if difference > 0 else "worse"
+    return "no difference shown"

@@ -74,12 +74,8 @@ def _tokenizer(tokenizer_files: dict[str, bytes], base: str) -> PreTrainedTokeni
         return set_padding_token(load_tokenizer(folder))
 
 
-def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
-    """The cross-encoder of a checkpoint written by ``reranker train``, in eval mode.
-
-    Like Lightning's own loading, this unpickles the file: load only checkpoints you trust.
-    """
-    checkpoint_path = Path(checkpoint_path)
+def _read_checkpoint(checkpoint_path: Path) -> tuple[dict, dict]:
+    """The unpickled checkpoint (tensors memory-mapped, not read) and its hyperparameters."""
     if not checkpoint_path.is_file():
         raise InputError(f"checkpoint {checkpoint_path} does not exist")
     try:
@@ -95,7 +91,30 @@ def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
             f"checkpoint {checkpoint_path} was not written by reranker train: it lacks the "
             "RerankerModule hyperparameters (model_name_or_path, ...)"
         )
-    kind = ModelKind.from_config(hparams.get("kind"))
+    return checkpoint, hparams
+
+
+def _contract(checkpoint: dict, hparams: dict) -> ScoringContract:
+    lengths = checkpoint.get(CONTRACT_KEY) or {}
+    return ScoringContract(
+        ModelKind.from_config(hparams.get("kind")), fusion=checkpoint.get("fusion"), **lengths
+    )
+
+
+def checkpoint_contract(checkpoint_path: str | Path) -> ScoringContract:
+    """The scoring contract a checkpoint records (kind, lengths, fusion), read without building its model."""
+    return _contract(*_read_checkpoint(Path(checkpoint_path)))
+
+
+def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
+    """The cross-encoder of a checkpoint written by ``reranker train``, in eval mode.
+
+    Like Lightning's own loading, this unpickles the file: load only checkpoints you trust.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    checkpoint, hparams = _read_checkpoint(checkpoint_path)
+    contract = _contract(checkpoint, hparams)
+    kind = contract.kind
     lora = LoraSettings.from_config(hparams.get("lora"))
     packed = checkpoint.get(PRETRAINED_KEY)
     tokenizer_files = packed["tokenizer_files"] if packed is not None else {}
@@ -129,8 +148,6 @@ def load_checkpoint(checkpoint_path: str | Path) -> LoadedCheckpoint:
             f"checkpoint {checkpoint_path}: its weights do not fit a cross-encoder on "
             f"{hparams['model_name_or_path']} ({str(err).splitlines()[0]})"
         ) from None
-    lengths = checkpoint.get(CONTRACT_KEY) or {}
-    contract = ScoringContract(kind, fusion=checkpoint.get("fusion"), **lengths)
     return LoadedCheckpoint(
         model.eval(), dict(hparams), checkpoint.get("global_step"), tokenizer_files, contract, tokenizer
     )

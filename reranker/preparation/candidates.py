@@ -2,7 +2,10 @@
 
 Writes queries JSONL ``{qid, query, pos_ids, candidate_ids, candidate_scores, forced}`` in first-stage order
 (``candidate_scores``: each candidate's first-stage score, for fusion; BM25 by default, ``--retriever``
-picks another). A gold passage missing from the top k replaces the last candidate, and ``forced`` records it.
+picks another). A query whose gold the first stage missed keeps its list as retrieved: ``evaluate`` counts
+it as a miss for every row, as a deployed pipeline would. ``--force-gold`` instead puts the gold in place of
+the last candidate and records it (``forced``), for a study of reranking alone (the reranking ceiling):
+any reranker lifts a forced gold, a gain no deployed pipeline sees.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", required=True, help="corpus JSONL {id, text}")
     parser.add_argument("--out", required=True, help="queries JSONL with candidate_ids")
     parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument("--force-gold", action="store_true",
+                        help="put a missed gold in place of the last candidate (a reranking-ceiling study, "
+                             "not an end-to-end evaluation)")  # fmt: skip
     add_retriever_arguments(parser)
 
 
@@ -67,9 +73,11 @@ def prepare_candidates(
     bm25_tokenizer: str = "bigram",
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
+    force_gold: bool = False,
 ) -> dict:
     """Write ``queries`` with the first stage's top-``top_k`` ``candidate_ids`` over ``corpus`` to ``out``;
-    returns a summary. ``retriever_options`` are :func:`build_retriever`'s."""
+    returns a summary. ``retriever_options`` are :func:`build_retriever`'s; ``force_gold`` puts a missed
+    gold in place of the last candidate."""
     if top_k < 1:
         raise InputError(f"top_k must be >= 1, got {top_k}")
     queries, corpus = Path(queries), Path(corpus)
@@ -87,11 +95,12 @@ def prepare_candidates(
         rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
         found += rank > 0
         reciprocal += 1.0 / rank if 0 < rank <= 10 else 0.0
-        if not rank:
+        forced = force_gold and not rank
+        if forced:
             # The forced-in gold carries its own (lower) first-stage score, for fusion.
             ranked[-1] = query["pos_ids"][0]
             scores[-1] = first_stage.score([query["query"]], [[position[ranked[-1]]]])[0][0]
-        records.append({**query, "candidate_ids": ranked, "candidate_scores": scores, "forced": not rank})
+        records.append({**query, "candidate_ids": ranked, "candidate_scores": scores, "forced": forced})
     count = write_jsonl(Path(out), records)
     return {
         "retriever": getattr(first_stage, "name", "custom"),
@@ -101,5 +110,6 @@ def prepare_candidates(
         "corpus": len(ids),
         f"recall@{top_k}": round(found / max(count, 1), 6),
         "mrr@10": round(reciprocal / max(count, 1), 6),
-        "forced": count - found,
+        "missed": count - found,
+        "forced": count - found if force_gold else 0,
     }

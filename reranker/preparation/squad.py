@@ -5,8 +5,11 @@ two sides.
 Hard negatives come from the first stage (``--retriever``, BM25 by default) at ranks ``FROM..TO``; random
 negatives from the same side; no negative contains an answer text of its question. Validation groups are a
 held-out side's first-stage top candidates with the first stage's score of each passage
-(``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it.
-The same inputs and seed give byte-identical outputs.
+(``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it. A
+validation question whose gold is not among the first stage's top ``--val-candidates`` is left out rather
+than given a gold the first stage never retrieved (it would be a miss for every model alike);
+``--force-gold`` keeps it with its gold put in. The evaluation side is written without candidates: ``prepare
+candidates`` retrieves them. The same inputs and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.0, help="share of titles for val.jsonl")
     parser.add_argument("--val-candidates", type=int, default=10, help="candidates per validation query")
     parser.add_argument("--max-val-queries", type=int, default=None)
+    parser.add_argument("--force-gold", action="store_true",
+                        help="keep validation questions whose gold the first stage missed, the gold put in")  # fmt: skip
     parser.add_argument("--max-eval-queries", type=int, default=None)
     parser.add_argument("--num-random-negatives", type=int, default=3)
     parser.add_argument("--num-hard-negatives", type=int, default=0, help="first-stage negatives per triplet")
@@ -67,24 +72,27 @@ def build_triplets(
     first_stage_scores: bool = False,
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
+    gold_within: int | None = None,
 ) -> list[dict]:
     """Triplets ``{query, pos, neg}``: first-stage negatives from ranks ``hard_window`` (1-based, inclusive)
     first, then random passages of the same side; no negative contains an answer text of the question.
-    ``first_stage_scores`` adds ``pos_first_stage``/``neg_first_stage``: the first stage's score of each text."""
+    ``first_stage_scores`` adds ``pos_first_stage``/``neg_first_stage``: the first stage's score of each text.
+    ``gold_within`` leaves out a question none of whose gold passages the first stage ranks in its top
+    ``gold_within``."""
     passages = [p for article in articles for p in article.passages]
     by_id = {p.id: p for p in passages}
     position = {p.id: n for n, p in enumerate(passages)}
     pool = [p.id for p in passages]
     questions = _subsample([q for article in articles for q in article.questions], max_queries, rng)
     first_stage = None
-    if num_hard_negatives:
+    if num_hard_negatives or gold_within or first_stage_scores:
         first_stage = open_retriever(retriever, [p.text for p in passages], retriever_options)
-        hits = first_stage.search([q.query for q in questions], hard_window[1])
+        hits = first_stage.search([q.query for q in questions], max(hard_window[1], gold_within or 0))
     triplets = []
     for row, question in enumerate(questions):
         negatives: list[str] = []
-        if first_stage is not None:
-            for i in hits[row].indices[hard_window[0] - 1 :]:
+        if num_hard_negatives:
+            for i in hits[row].indices[hard_window[0] - 1 : hard_window[1]]:
                 if len(negatives) == num_hard_negatives:
                     break
                 if not _bears_answer(passages[i], question):
@@ -102,6 +110,9 @@ def build_triplets(
             (scores,) = first_stage.score([question.query], [[position[i] for i in ids]])
             triplet["pos_first_stage"] = scores[: len(question.pos_ids)]
             triplet["neg_first_stage"] = scores[len(question.pos_ids) :]
+        # Decided after the negatives are drawn, so the random stream (and every later file) stays the same.
+        if gold_within and not set(hits[row].indices[:gold_within]) & {position[p] for p in question.pos_ids}:
+            continue
         triplets.append(triplet)
     return triplets
 
@@ -122,9 +133,11 @@ def prepare_squad(
     seed: int = 42,
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
+    force_gold: bool = False,
 ) -> dict:
     """Write ``train.jsonl`` (and ``val.jsonl``), ``eval/queries.jsonl`` and ``eval/corpus.jsonl`` to ``out``
-    from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s."""
+    from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s;
+    ``force_gold`` keeps validation questions whose gold the first stage missed."""
     low, high = hard_negative_window
     if not 1 <= low <= high:
         raise InputError(f"hard_negative_window needs 1 <= FROM <= TO, got {low} {high}")
@@ -149,9 +162,11 @@ def prepare_squad(
         # tracks reranking, with their first-stage scores for the fused metrics.
         val = build_triplets(
             sides["val"], 0, val_candidates - 1, (1, 10 * val_candidates), rng, max_val_queries,
-            first_stage_scores=True, **first_stage,
+            first_stage_scores=True, gold_within=None if force_gold else val_candidates, **first_stage,
         )  # fmt: skip
+        asked = sum(len(article.questions) for article in sides["val"])
         counts["val"] = write_jsonl(out / "val.jsonl", val)
+        counts["val_missed_by_first_stage"] = min(asked, max_val_queries or asked) - counts["val"]
     questions = _subsample([q for a in sides["eval"] for q in a.questions], max_eval_queries, rng)
     counts["eval_queries"] = write_jsonl(
         out / "eval" / "queries.jsonl",
