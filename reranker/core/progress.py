@@ -32,7 +32,7 @@ class Progress:
         total: how many units the whole job has (its size: texts, queries).
         label: what is being done, the start of every line (``encode passages``).
         unit: the unit's name in the lines (``texts``).
-        every_seconds: the least time between two plain lines.
+        every_seconds: the least time between two plain lines (None: :data:`EVERY_SECONDS`).
         stream: where to write (stderr by default); a terminal gets a tqdm bar.
     """
 
@@ -41,10 +41,11 @@ class Progress:
         total: int,
         label: str,
         unit: str = "items",
-        every_seconds: float = EVERY_SECONDS,
+        every_seconds: float | None = None,
         stream: TextIO | None = None,
     ) -> None:
-        self.total, self.label, self.unit, self.every_seconds = total, label, unit, every_seconds
+        self.total, self.label, self.unit = total, label, unit
+        self.every_seconds = EVERY_SECONDS if every_seconds is None else every_seconds
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
         self.started = self.last_line = time.monotonic()
@@ -62,7 +63,7 @@ class Progress:
             self.bar.update(count)
             return
         now = time.monotonic()
-        if now - self.last_line >= self.every_seconds and self.done < self.total:
+        if now - self.last_line >= self.every_seconds:
             self.last_line = now
             self.lines += 1
             print(self._line(now), file=self.stream, flush=True)
