@@ -22,7 +22,9 @@ Unjudged passages that rank high are often relevant too (false negatives). Two f
   the window, the query keeps fewer hard negatives instead of the whole window being scored.
 
 Each triplet carries the first stage's score of each passage (``pos_first_stage``/``neg_first_stage``), so
-validation on mined data also reports the reranker fused with the first stage.
+validation on mined data also reports the reranker fused with the first stage. Each query is encoded once
+(embedded, or tokenised for BM25): its search and the scores of its positives and negatives all come from that
+encoding, and each stage reports its progress on stderr. A window whose TO is past the corpus is an error.
 """
 
 from __future__ import annotations
