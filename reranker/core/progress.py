@@ -51,7 +51,7 @@ class Progress:
         self.started = self.last_line = time.monotonic()
         self.lines = 0
         self.bar = None
-        if _is_terminal(self.stream):
+        if total > 0 and _is_terminal(self.stream):  # nothing to do (all cached): no empty bar
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit=unit, file=self.stream, mininterval=1.0)
