@@ -27,12 +27,12 @@ class Calls:
         self.calls, self.passages, self.fail_after = 0, 0, fail_after
         original = Embedder.encode
 
-        def encode(embedder, texts, prefix=""):
+        def encode(embedder, texts, prefix="", progress=None):
             if self.fail_after is not None and self.calls == self.fail_after:
                 raise KeyboardInterrupt  # the process killed while encoding this shard
             self.calls += 1
             self.passages += len(texts)
-            return original(embedder, texts, prefix)
+            return original(embedder, texts, prefix, progress)
 
         monkeypatch.setattr(Embedder, "encode", encode)
 

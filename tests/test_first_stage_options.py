@@ -122,14 +122,14 @@ def test_candidates_use_the_given_retriever_and_its_score_of_a_forced_gold(tmp_p
 def test_retriever_flag_reaches_the_first_stage(tmp_path, capsys):
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in CORPUS.items()])
     queries = write_jsonl(tmp_path / "q.jsonl", QUERIES)
-    for command in (["candidates"], ["mine"]):
+    for command in (["candidates"], ["mine", "--window", "1", "6"]):
         with pytest.raises(SystemExit, match="--retriever dense needs --dense-model"):
             main([*command, "--queries", str(queries), "--corpus", str(corpus), "--out", str(tmp_path / "o"),
                   "--retriever", "dense"])  # fmt: skip
     main(["mine", "--queries", str(queries), "--corpus", str(corpus), "--out", str(tmp_path / "m.jsonl"),
           "--window", "1", "6", "--num-hard-negatives", "5", "--absolute-margin", "0"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
-    # BM25 scores no candidate above the positive here: a margin of 0 drops none; window TO clamped to 6.
+    # BM25 scores no candidate above the positive here: a margin of 0 drops none.
     assert summary["removed_by_first_stage"] == 0 and summary["hard_negatives"] == 5
 
 

@@ -23,6 +23,7 @@ from reranker.preparation.retrievers import (
     clamp_depth,
     open_retriever,
 )
+from reranker.preparation.retrievers.base import encode_queries, score, search
 
 HELP = "first-stage top-k candidates for evaluation queries"
 
@@ -87,20 +88,26 @@ def prepare_candidates(
     options = {"bm25_tokenizer": bm25_tokenizer, **(retriever_options or {})}
     first_stage = open_retriever(retriever, texts, options)
     depth = clamp_depth(top_k, len(ids), "--top-k")
-    hits = first_stage.search([query["query"] for query in query_records], depth)
+    encoded = encode_queries(first_stage, [query["query"] for query in query_records])
     records, found, reciprocal = [], 0, 0.0
-    for query, hit in zip(query_records, hits, strict=True):
+    for query, hit in zip(query_records, search(encoded, depth), strict=True):
         ranked = [ids[i] for i in hit.indices]
-        scores = list(hit.scores)
         rank = next((r for r, p in enumerate(ranked, start=1) if p in query["pos_ids"]), 0)
         found += rank > 0
         reciprocal += 1.0 / rank if 0 < rank <= 10 else 0.0
         forced = force_gold and not rank
         if forced:
-            # The forced-in gold carries its own (lower) first-stage score, for fusion.
             ranked[-1] = query["pos_ids"][0]
-            scores[-1] = first_stage.score([query["query"]], [[position[ranked[-1]]]])[0][0]
-        records.append({**query, "candidate_ids": ranked, "candidate_scores": scores, "forced": forced})
+        records.append(
+            {**query, "candidate_ids": ranked, "candidate_scores": list(hit.scores), "forced": forced}
+        )
+    # A forced-in gold carries its own (lower) first-stage score, for fusion: from the same query encoding.
+    forced = [[position[r["candidate_ids"][-1]]] if r["forced"] else [] for r in records]
+    for record, values in zip(
+        records, score(encoded, forced, "first-stage scores of forced golds"), strict=True
+    ):
+        if values:
+            record["candidate_scores"][-1] = values[0]
     count = write_jsonl(Path(out), records)
     return {
         "retriever": getattr(first_stage, "name", "custom"),

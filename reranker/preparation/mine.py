@@ -99,7 +99,7 @@ def prepare_mine(
         raise InputError(f"{queries}: no query has a relevant passage")
     window = (window[0], window[1])
     mining.check_options(window, num_hard_negatives, num_random_negatives, filter_margin, filter_scale,
-                         absolute_margin, relative_margin, max_score)  # fmt: skip
+                         absolute_margin, relative_margin, max_score, len(passages))  # fmt: skip
     score, store = None, None
     if filter_model and devices is not None:
         parallel = dict(devices=devices, num_nodes=num_nodes, accelerator=accelerator, shard_size=shard_size)

@@ -22,7 +22,9 @@ Unjudged passages that rank high are often relevant too (false negatives). Two f
   the window, the query keeps fewer hard negatives instead of the whole window being scored.
 
 Each triplet carries the first stage's score of each passage (``pos_first_stage``/``neg_first_stage``), so
-validation on mined data also reports the reranker fused with the first stage.
+validation on mined data also reports the reranker fused with the first stage. Each query is encoded once
+(embedded, or tokenised for BM25): its search and the scores of its positives and negatives all come from that
+encoding, and each stage reports its progress on stderr. A window whose TO is past the corpus is an error.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from collections.abc import Callable, Sequence
 
 from reranker.core.errors import InputError
 from reranker.core.sampling import fill_distinct
-from reranker.preparation.retrievers import RetrieverSpec, clamp_depth, open_retriever
+from reranker.preparation.retrievers import RetrieverSpec, open_retriever
+from reranker.preparation.retrievers.base import blocks, encode_queries
+from reranker.preparation.retrievers.base import score as score_passages
 
 ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
 SCALES = ("logit", "sigmoid")
@@ -73,7 +77,9 @@ def check_options(
     absolute_margin: float | None = None,
     relative_margin: float | None = None,
     max_score: float | None = None,
+    corpus_size: int | None = None,
 ) -> None:
+    """Every option checked before anything is read or encoded; ``corpus_size`` where it is known."""
     low, high = window
     if not 1 <= low <= high:
         raise InputError(f"--window needs 1 <= FROM <= TO, got {low} {high}")
@@ -87,6 +93,10 @@ def check_options(
             raise InputError(f"{flag} must be a finite number, got {value}")
     if relative_margin is not None and not 0.0 <= relative_margin <= 1.0:
         raise InputError(f"--relative-margin must be in [0, 1], got {relative_margin}")
+    if corpus_size is not None and high > corpus_size:
+        raise InputError(
+            f"--window TO is {high} but the corpus holds {corpus_size} passages: give TO <= {corpus_size}"
+        )
 
 
 def mine(
@@ -109,51 +119,63 @@ def mine(
     retriever_options: dict | None = None,
 ) -> tuple[list[dict], dict]:
     """Triplets ``{qid, query, pos, neg, pos_first_stage, neg_first_stage}`` (hard negatives first, then
-    random ones) and a summary. ``retriever_options`` are :func:`build_retriever`'s."""
-    check_options(window, num_hard, num_random, margin, scale, absolute_margin, relative_margin, max_score)
+    random ones) and a summary. ``retriever_options`` are :func:`build_retriever`'s.
+
+    Each query is encoded once (:func:`encode_queries`): its search, its positives' and its negatives'
+    first-stage scores all come from that encoding.
+    """
     ids = list(corpus)
+    check_options(window, num_hard, num_random, margin, scale, absolute_margin, relative_margin, max_score,
+                  corpus_size=len(ids))  # fmt: skip
     position = {passage_id: i for i, passage_id in enumerate(ids)}
     options = {"bm25_tokenizer": tokenizer, **(retriever_options or {})}
     first_stage = open_retriever(retriever, [corpus[i] for i in ids], options)
     rng = random.Random(seed)
     low, high = window
-    texts = [query["query"] for query in queries]
-    hits = first_stage.search(texts, clamp_depth(high, len(ids), "--window TO"))
-    positive_scores = first_stage.score(texts, [[position[p] for p in q["pos_ids"]] for q in queries])
+    encoded = encode_queries(first_stage, [query["query"] for query in queries])
+    positive_ids = [[position[p] for p in query["pos_ids"]] for query in queries]
     found = dropped = 0
-    pools = []
-    for query, hit, positives in zip(queries, hits, positive_scores, strict=True):
-        ranked = [ids[i] for i in hit.indices]
-        found += any(p in ranked for p in query["pos_ids"])
-        best = max(positives)
-        pool = []
-        for passage_id, value in list(zip(ranked, hit.scores, strict=True))[low - 1 :]:
-            if passage_id in query["pos_ids"]:
-                continue
-            if first_stage_drops(best, value, absolute_margin, relative_margin, max_score):
-                dropped += 1
-            else:
-                pool.append(passage_id)
-        rng.shuffle(pool)
-        pools.append(pool)
+    pools, positive_scores = [], []
+    for start, end in blocks(encoded, "search and first-stage margins"):
+        hits = encoded.hits(start, end, high)
+        positives_block = encoded.scores(start, end, positive_ids[start:end])
+        for query, hit, positives in zip(queries[start:end], hits, positives_block, strict=True):
+            ranked = [ids[i] for i in hit.indices]
+            found += any(p in ranked for p in query["pos_ids"])
+            best = max(positives)
+            pool = []
+            for passage_id, value in list(zip(ranked, hit.scores, strict=True))[low - 1 :]:
+                if passage_id in query["pos_ids"]:
+                    continue
+                if first_stage_drops(best, value, absolute_margin, relative_margin, max_score):
+                    dropped += 1
+                else:
+                    pool.append(passage_id)
+            rng.shuffle(pool)
+            pools.append(pool)
+        positive_scores += positives_block
     if max_scored is not None:
         pools = [pool[:max_scored] for pool in pools]  # the filter scores at most this many a query
     hard, scored, removed = _draw(queries, corpus, pools, num_hard, score, margin, scale)
-    triplets = []
-    for query, negatives, positives in zip(queries, hard, positive_scores, strict=True):
+    chosen = []
+    for query, negatives in zip(queries, hard, strict=True):
         excluded = {*query["pos_ids"], *negatives}
-        negatives = negatives + fill_distinct(rng, ids, [], num_random, excluded.__contains__)
-        (negative_scores,) = first_stage.score([query["query"]], [[position[n] for n in negatives]])
-        triplets.append(
-            {
-                "qid": query["qid"],
-                "query": query["query"],
-                "pos": [corpus[p] for p in query["pos_ids"]],
-                "neg": [corpus[n] for n in negatives],
-                "pos_first_stage": positives,
-                "neg_first_stage": negative_scores,
-            }
+        chosen.append(negatives + fill_distinct(rng, ids, [], num_random, excluded.__contains__))
+    negative_scores = score_passages(encoded, [[position[n] for n in negatives] for negatives in chosen],
+                                     "first-stage scores of the negatives")  # fmt: skip
+    triplets = [
+        {
+            "qid": query["qid"],
+            "query": query["query"],
+            "pos": [corpus[p] for p in query["pos_ids"]],
+            "neg": [corpus[n] for n in negatives],
+            "pos_first_stage": positives,
+            "neg_first_stage": values,
+        }
+        for query, negatives, positives, values in zip(
+            queries, chosen, positive_scores, negative_scores, strict=True
         )
+    ]
     summary = {
         "retriever": first_stage.name,
         "queries": len(queries),

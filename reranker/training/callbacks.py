@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from lightning.pytorch.trainer.states import TrainerFn
 
 from reranker.core.errors import InputError
+from reranker.core.progress import duration
 
 
 class FiniteModelCheckpoint(ModelCheckpoint):
@@ -113,10 +114,10 @@ class ProgressLines(ProgressBar):
         if loss is not None:
             parts.append(f"loss {float(loss):.4f}")
         parts.append(f"pairs/s {self._pairs / max(elapsed, 1e-9):.1f}")
-        parts.append(f"elapsed {_duration(elapsed)}")
+        parts.append(f"elapsed {duration(elapsed)}")
         done = step - self._first_step
         if done > 0 and total > step:
-            parts.append(f"eta {_duration(elapsed / done * (total - step))}")
+            parts.append(f"eta {duration(elapsed / done * (total - step))}")
         return "  ".join(parts)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -130,8 +131,3 @@ class ProgressLines(ProgressBar):
         ]
         if values:
             print(f"validation at step {trainer.global_step}: " + "  ".join(values), flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -2,7 +2,8 @@
 
 ``bm25`` (bm25s over tokenised text), ``dense`` (an embedding model, exact or approximate inner-product
 search) and ``hybrid`` (the two mixed with the project's fusion). Commands take ``--retriever`` and the
-options of :func:`add_retriever_arguments`; :func:`build_retriever` turns them into a retriever.
+options of :func:`add_retriever_arguments`; :func:`build_retriever` turns them into a retriever. A command that
+searches and then scores chosen passages (mining) encodes its queries once with :func:`encode_queries`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ import sys
 from collections.abc import Callable, Sequence
 
 from reranker.core.errors import InputError
-from reranker.preparation.retrievers.base import Hits, Retriever
+from reranker.preparation.retrievers.base import EncodedQueries, Hits, Retriever, encode_queries
 
 NAMES = ("bm25", "dense", "hybrid")
 
 __all__ = [
     "NAMES",
+    "EncodedQueries",
     "Hits",
     "Retriever",
     "RetrieverSpec",
     "add_retriever_arguments",
     "build_retriever",
     "clamp_depth",
+    "encode_queries",
     "open_retriever",
     "pop_retriever_arguments",
     "retriever_options",

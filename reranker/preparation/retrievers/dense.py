@@ -14,15 +14,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from reranker.core.errors import InputError
+from reranker.core.progress import Progress
 from reranker.model.identity import model_identity
-from reranker.preparation.retrievers.base import Hits
+from reranker.preparation.retrievers.base import Hits, score, search
 from reranker.preparation.retrievers.embedder import Embedder
 from reranker.preparation.retrievers.embedding_cache import (
     SHARD_SIZE,
     EmbeddingCache,
     corpus_identity,
 )
-from reranker.preparation.retrievers.index import VectorIndex
+from reranker.preparation.retrievers.index import QUERY_BLOCK, VectorIndex
 
 
 class DenseRetriever:
@@ -67,20 +68,22 @@ class DenseRetriever:
         self.index = VectorIndex(self.embedder.dim, index)
         self.said_clamped = False
         cache = EmbeddingCache(cache_dir, self.identity(model, passages), shard_size)
-        for shard in cache.shards(passages, self.embed_passages):
-            self.index.add(shard)
+        with Progress(cache.rows_to_encode(), "encode passages", "texts") as progress:
+            for shard in cache.shards(passages, lambda texts: self.embed_passages(texts, progress)):
+                self.index.add(shard)
 
     def identity(self, model: str, passages: Sequence[str]) -> dict:
         """What the passage embeddings depend on: model, the options that shape them, and the corpus."""
         return passage_identity(self.embedder, model, self.passage_prefix, passages)
 
-    def embed_passages(self, passages: Sequence[str]) -> np.ndarray:
+    def embed_passages(self, passages: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Passage embeddings ``[N, D]`` (float32)."""
-        return self.embedder.encode(passages, self.passage_prefix)
+        return self.embedder.encode(passages, self.passage_prefix, progress)
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Query embeddings ``[Q, D]`` (float32)."""
-        return self.embedder.encode(queries, self.query_prefix)
+        """Query embeddings ``[Q, D]`` (float32), encoded once each in batches of similar length."""
+        with Progress(len(queries), "encode queries", "texts") as progress:
+            return self.embedder.encode(queries, self.query_prefix, progress)
 
     def clamp(self, k: int) -> int:
         """``k`` at most the corpus size; said once on stderr when it is cut."""
@@ -95,11 +98,35 @@ class DenseRetriever:
             self.said_clamped = True
         return min(k, size)
 
+    def encode(self, queries: Sequence[str]) -> DenseQueries:
+        return DenseQueries(
+            self, self.embed_queries(queries) if queries else np.zeros((0, self.embedder.dim))
+        )
+
     def search(self, queries: Sequence[str], k: int) -> list[Hits]:
-        k = self.clamp(k)
-        if not queries:
-            return []
-        scores, indices = self.index.search(self.embed_queries(queries), k)  # [Q, k]
+        self.clamp(k)
+        return list(search(self.encode(queries), k))
+
+    def score(self, queries: Sequence[str], passages: Sequence[Sequence[int]]) -> list[list[float]]:
+        if len(queries) != len(passages):
+            raise ValueError(f"{len(queries)} queries but {len(passages)} passage lists")
+        return score(self.encode(queries), passages)
+
+
+class DenseQueries:
+    """Query embeddings ``[Q, D]``, searched with the retriever's index and scored by inner product."""
+
+    block = QUERY_BLOCK
+
+    def __init__(self, retriever: DenseRetriever, embeddings: np.ndarray) -> None:
+        self.retriever, self.embeddings = retriever, embeddings
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def hits(self, start: int, end: int, k: int) -> list[Hits]:
+        k = self.retriever.clamp(k)
+        scores, indices = self.retriever.index.search(self.embeddings[start:end], k)  # [B, k]
         return [
             Hits(
                 [int(i) for i in row_indices if i >= 0],
@@ -108,18 +135,14 @@ class DenseRetriever:
             for row_scores, row_indices in zip(scores, indices, strict=True)
         ]
 
-    def score(self, queries: Sequence[str], passages: Sequence[Sequence[int]]) -> list[list[float]]:
-        if len(queries) != len(passages):
-            raise ValueError(f"{len(queries)} queries but {len(passages)} passage lists")
-        if not queries:
-            return []
+    def scores(self, start: int, end: int, passages: Sequence[Sequence[int]]) -> list[list[float]]:
+        index = self.retriever.index
         for indices in passages:
-            if any(not 0 <= i < self.index.size for i in indices):
-                raise ValueError(f"passage indices must be in [0, {self.index.size}), got {list(indices)}")
-        embedded = self.embed_queries(queries)  # [Q, D]
+            if any(not 0 <= i < index.size for i in indices):
+                raise ValueError(f"passage indices must be in [0, {index.size}), got {list(indices)}")
         return [
-            (self.index.vectors(list(indices)) @ query).astype(float).tolist()  # [n]
-            for query, indices in zip(embedded, passages, strict=True)
+            (index.vectors(list(indices)) @ query).astype(float).tolist()  # [n]
+            for query, indices in zip(self.embeddings[start:end], passages, strict=True)
         ]
 
 
@@ -163,5 +186,8 @@ def encode_share(
         raise InputError(f"--worker must be in [0, {num_workers}), got {worker}")
     embedder = Embedder(model, pooling, normalize, batch_size, max_length, device, dtype)
     cache = EmbeddingCache(cache_dir, passage_identity(embedder, model, passage_prefix, passages), shard_size)
-    shards = cache.shards(passages, lambda texts: embedder.encode(texts, passage_prefix), worker, num_workers)
-    return sum(1 for _ in shards)
+    with Progress(cache.rows_to_encode(worker, num_workers), "encode passages", "texts") as progress:
+        shards = cache.shards(
+            passages, lambda texts: embedder.encode(texts, passage_prefix, progress), worker, num_workers
+        )
+        return sum(1 for _ in shards)

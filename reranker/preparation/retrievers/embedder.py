@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from reranker.core.errors import InputError
+from reranker.core.progress import Progress
 from reranker.model.identity import model_folder
 from reranker.model.loading import load_tokenizer, quiet_transformers, resolve_model_path
 
@@ -140,8 +141,8 @@ class Embedder:
         self.batch_size = batch_size
         self.dim = int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
-        """Embeddings ``[N, D]`` (float32) of ``prefix + text`` for each text."""
+    def encode(self, texts: Sequence[str], prefix: str = "", progress: Progress | None = None) -> np.ndarray:
+        """Embeddings ``[N, D]`` (float32) of ``prefix + text`` for each text; ``progress`` counts the texts."""
         tokens = self.tokenizer(
             [prefix + text for text in texts], truncation=True, max_length=self.max_length
         )
@@ -155,6 +156,8 @@ class Embedder:
                 {name: [tokens[name][i] for i in rows] for name in names}, return_tensors="pt"
             )
             output[rows] = self.embed_batch(batch).numpy()
+            if progress is not None:
+                progress.update(len(rows))
         return output
 
     @torch.inference_mode()

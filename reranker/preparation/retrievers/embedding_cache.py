@@ -104,6 +104,15 @@ class EmbeddingCache:
         right = shard.dtype == np.float16 and shard.ndim == 2 and shard.shape[0] == end - start
         return shard if right else None
 
+    def rows_to_encode(self, worker: int = 0, num_workers: int = 1) -> int:
+        """How many passages of this worker's shards have no shard file yet (what :meth:`shards` encodes)."""
+        return sum(
+            end - start
+            for number, (start, end) in enumerate(self.ranges)
+            if number % num_workers == worker
+            and (self.folder is None or not self.shard_path(number).is_file())
+        )
+
     def shards(
         self,
         passages: Sequence[str],
