@@ -1,0 +1,132 @@
+"""Restate a recorded ``results.json`` end to end, without scoring any model again.
+
+    python experiments/end_to_end.py flags CANDIDATES.jsonl RECORDED_RESULTS.json RETRIEVED.json
+    python experiments/end_to_end.py restate RECORDED_RESULTS.json RETRIEVED.json OUT_DIR [--group REGEX]
+
+Results recorded before ``reranker evaluate`` measured end to end ranked lists into which ``prepare candidates``
+had forced every gold the first stage missed (at rank k): every reranker lifted those golds, a gain no
+deployed pipeline sees. Every metric depends on a run only through each query's rank of its gold, which
+``results.json`` keeps, so the end-to-end figures follow from the recorded ranks and one flag per query:
+did the first stage retrieve the gold?
+
+- ``flags`` reads a rebuilt candidates file (the experiment's data scripts are deterministic; ids only are
+  kept) and writes ``{qid: retrieved}``, after checking that the rebuilt lists are the recorded ones: each
+  retrieved gold sits at the recorded first-stage rank, and each missed one was recorded at the forced rank.
+- ``restate`` counts a query whose gold was missed as a miss for every row and evaluates the recorded runs
+  again with :func:`reranker.evaluation.tables.evaluate`: rows per seed, a mean row per system, paired tests of
+  per-query seed means with Holm-adjusted p-values, seeds agreeing and the verdict. ``--group`` names the
+  system of a row: a regular expression whose ``system`` group (plus a ``fused`` group, kept) names it.
+  Fused rows keep the weight the recorded run chose; it was tuned with the forced golds among the queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from reranker.evaluation.evalsets import EvalSet
+from reranker.evaluation.report import format_report
+from reranker.evaluation.tables import FIRST_STAGE, evaluate
+
+SEEDED_ROW = r"^(?P<system>.+?) s\d+(?P<fused> fused)?$"
+
+
+def retrieved_flags(candidates: Path, recorded: dict) -> dict[str, bool]:
+    """``{qid: the first stage retrieved a gold}`` from a rebuilt candidates file, checked against the record."""
+    first_stage = dict(zip(recorded["per_query"]["qids"], recorded["per_query"][FIRST_STAGE]["rank"], strict=True))
+    depth = max(first_stage.values())
+    flags = {}
+    for line in candidates.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        qid, ids, golds = record["qid"], record["candidate_ids"], set(record["pos_ids"])
+        ranks = [position + 1 for position, passage in enumerate(ids) if passage in golds]
+        retrieved = bool(ranks) and not record.get("forced", False)
+        if retrieved and ranks[0] != first_stage[qid]:
+            raise SystemExit(f"error: {qid}: rebuilt rank {ranks[0]}, recorded {first_stage[qid]}")
+        if not retrieved and first_stage[qid] != depth:
+            raise SystemExit(f"error: {qid}: missed by the rebuilt list, recorded at rank {first_stage[qid]}")
+        flags[qid] = retrieved
+    if sorted(flags) != sorted(first_stage):
+        raise SystemExit("error: the rebuilt candidates' queries differ from the recorded ones")
+    return flags
+
+
+def synthetic_set(recorded: dict, retrieved: dict[str, bool]) -> EvalSet:
+    """Lists of ``depth`` placeholder candidates with the gold where the first stage ranked it (a missed gold
+    where it was forced in, flagged ``forced``): ranks, not texts, decide every metric."""
+    qids = recorded["per_query"]["qids"]
+    depth = max(recorded["per_query"][FIRST_STAGE]["rank"])
+    relevant = [[position + 1 == rank for position in range(depth)]
+                for rank in recorded["per_query"][FIRST_STAGE]["rank"]]  # fmt: skip
+    candidates = [[f"{qid}/{position}" for position in range(depth)] for qid in qids]
+    forced = [not retrieved[qid] for qid in qids]
+    return EvalSet(qids, ["" for _ in qids], candidates, relevant, forced)
+
+
+def scores_for_rank(depth: int, gold: int, rank: int) -> list[float]:
+    """Scores of ``depth`` candidates that put the gold (0-based position ``gold``) at ``rank`` (1-based)."""
+    others = iter(range(depth - 1))
+    places = [rank - 1 if position == gold else next(others) for position in range(depth)]
+    places = [place + (place >= rank - 1 and position != gold) for position, place in enumerate(places)]
+    return [float(depth - place) for place in places]
+
+
+def restate(recorded: dict, retrieved: dict[str, bool], group: str = SEEDED_ROW) -> dict:
+    eval_set = synthetic_set(recorded, retrieved)
+    depth = len(eval_set.candidates[0])
+    golds = [flags.index(True) for flags in eval_set.relevant]
+    runs, systems = {}, {}
+    for row in sorted(recorded["table"], key=lambda name: (name != FIRST_STAGE, name)):
+        ranks = recorded["per_query"][row]["rank"]
+        runs[row] = [s for gold, rank in zip(golds, ranks, strict=True) for s in scores_for_rank(depth, gold, rank)]
+        match = re.match(group, row)
+        if match and row != FIRST_STAGE:
+            systems.setdefault(match.group("system") + (match.group("fused") or ""), []).append(row)
+    names = [name for name in systems if not name.endswith(" fused")]
+    compare = [(FIRST_STAGE, name) for name in names]
+    compare += [(FIRST_STAGE, f"{name} fused") for name in names if f"{name} fused" in systems]
+    compare += [(name, f"{name} fused") for name in names if f"{name} fused" in systems]
+    compare += [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    hit_ks = tuple(int(m.split("@")[1]) for m in recorded["metrics"] if m.startswith("hit@"))
+    mrr_k = int(next(m for m in recorded["metrics"] if m.startswith("mrr@")).split("@")[1])
+    results = evaluate(eval_set, runs, compare, systems=systems, mrr_k=mrr_k, hit_ks=hit_ks, length_edges=())
+    for row in runs:  # the ceiling table reproduces the recorded ranks, or the restatement is wrong
+        if results["ceiling" if eval_set.forced_count() else "per_query"]["per_query"][row]["rank"] != recorded[
+            "per_query"
+        ][row]["rank"] if eval_set.forced_count() else False:
+            raise SystemExit(f"error: {row}: recorded ranks not reproduced")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    flags = commands.add_parser("flags")
+    flags.add_argument("candidates", type=Path)
+    flags.add_argument("recorded", type=Path)
+    flags.add_argument("out", type=Path)
+    again = commands.add_parser("restate")
+    again.add_argument("recorded", type=Path)
+    again.add_argument("retrieved", type=Path)
+    again.add_argument("out", type=Path)
+    again.add_argument("--group", default=SEEDED_ROW)
+    arguments = parser.parse_args(argv)
+    recorded = json.loads(arguments.recorded.read_text(encoding="utf-8"))
+    if arguments.command == "flags":
+        result = retrieved_flags(arguments.candidates, recorded)
+        arguments.out.write_text(json.dumps(result, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"{sum(result.values())} of {len(result)} golds retrieved")
+        return
+    retrieved = json.loads(arguments.retrieved.read_text(encoding="utf-8"))
+    results = restate(recorded, retrieved, arguments.group)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    (arguments.out / "results.json").write_text(text, encoding="utf-8")
+    (arguments.out / "results.md").write_text(format_report(results, markdown=True), encoding="utf-8")
+    print(format_report(results))
+
+
+if __name__ == "__main__":
+    main()
