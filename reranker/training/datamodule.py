@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -186,6 +187,11 @@ class TripletDataModule(L.LightningDataModule):
             # uses, so a run resumed mid-epoch continues the same random stream.
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def train_batches_per_epoch(self) -> int:
+        """Training batches of an epoch on this rank (each rank trains an equal share of the queries)."""
+        _, world_size = self._rank()
+        return math.ceil(len(self.train_groups) // world_size / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()
