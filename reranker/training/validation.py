@@ -1,8 +1,11 @@
-"""Validation of a reranker on ranked lists: its MRR@k and hit@k and, where the lists carry the first
-stage's scores, those of the first stage and of the reranker fused with it.
+"""Validation of a reranker on ranked lists: its MRR@k and hit@k and, on retrieved candidate lists, those of
+the first stage and of the reranker fused with it.
 
 Every metric keeps integer rank counts (:mod:`reranker.evaluation.metrics`), so under DDP the values
-reduced over ranks equal one process's exactly.
+reduced over ranks equal one process's exactly. A batch (:class:`~reranker.training.collate.
+ValidationCollator`) carries ``"first_stage"`` only for retrieved lists (a candidates file): there the
+list order is the first stage's ranking (``reranker evaluate``'s "without reranker" row) and the scores
+are what fusion mixes with the reranker's. Mined triplet groups are not retrieved lists, and carry none.
 """
 
 from __future__ import annotations
@@ -57,11 +60,11 @@ class RankingValidation(nn.Module):
             return
         self.first_stage_seen = True
         self.per_query.add("reranker", rank)
-        first_stage = to_grid(rows, columns, batch["first_stage"].double(), shape, 0.0)  # [Q, C]
-        self.per_query.add(
-            "first_stage", update_all(self.first_stage, first_stage, relevance, candidate_mask)
-        )
+        # The list order is the first stage's ranking: the first candidate scores highest.
+        order = to_grid(rows, columns, -columns.double(), shape, 0.0)  # [Q, C]
+        self.per_query.add("first_stage", update_all(self.first_stage, order, relevance, candidate_mask))
         if self.fused is not None:
+            first_stage = to_grid(rows, columns, batch["first_stage"].double(), shape, 0.0)  # [Q, C]
             self.per_query.add("fused", self.fused.update(dense, first_stage, relevance, candidate_mask))
 
     def finish(self, strategy, full: bool) -> dict[str, torch.Tensor | float]:
