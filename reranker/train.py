@@ -33,7 +33,7 @@ from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_c
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.csv_logger import ResumableCSVLogger
 from reranker.training.health import TrainingHealth
-from reranker.training.module import NonFiniteLossError
+from reranker.training.nonfinite import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
 
@@ -211,13 +211,13 @@ def _finish_wandb(exit_code: int = 0) -> None:
 def _against_first_stage(module, cfg: DictConfig) -> dict[str, float]:
     """``val/first_stage_*`` and the paired tests of the best checkpoint's reranker and fused rankings
     against the first stage on the validation lists; empty when they carry no first-stage scores."""
-    if module.first_stage_values is None or module.validation_ranks is None:
+    validation = module.validation
+    if validation.first_stage_values is None or validation.validation_ranks is None:
         return {}
-    metrics = {f"val/first_stage_{name}": value for name, value in module.first_stage_values.items()}
+    metrics = {f"val/first_stage_{name}": value for name, value in validation.first_stage_values.items()}
     if module.trainer.is_global_zero:  # the paired tests are rank zero's report; every rank holds the ranks
-        metrics.update(
-            compare_with_first_stage(module.validation_ranks, cfg.metrics.mrr_k, tuple(cfg.metrics.hit_ks))
-        )
+        ranks = validation.validation_ranks
+        metrics.update(compare_with_first_stage(ranks, cfg.metrics.mrr_k, tuple(cfg.metrics.hit_ks)))
     return metrics
 
 

@@ -1,18 +1,19 @@
 """DDP on 2 CPU processes (gloo): each rank trains and validates its own queries (recorded, disjoint and
-complete), validation metrics, the fused ones included, equal those of 1 process on the same data; the
-export records the fused weight; a NaN loss on one rank makes every rank skip that step."""
+complete), validation metrics on retrieved candidate lists, the first-stage and fused ones included,
+equal those of 1 process on the same data; the export records the fused weight; a NaN loss on one rank
+makes every rank skip that step."""
 
 import csv
 import json
-import random
 
 import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import TOPICS, make_records, write_jsonl
+from conftest import make_records, write_jsonl
 from recorders import read_records
 from test_train import compose_config, run_cli, tiny_run_overrides
+from test_val_candidates import candidate_lists
 
 from reranker import Reranker
 from reranker.model.fusion import read_fusion
@@ -20,19 +21,6 @@ from reranker.training.module import RerankerModule
 
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")
 FUSED = (*(f"fused_{name}" for name in METRICS), "fused_weight")
-
-
-def with_first_stage_scores(records: list[dict]) -> list[dict]:
-    """Each record with 8 more negatives and a made-up first-stage score beside every text."""
-    texts = [text for sentences in TOPICS.values() for text in sentences]
-    scored = []
-    for index, record in enumerate(records):
-        rng = random.Random(index)
-        others = [t for t in texts if t not in record["pos"] and t not in record["neg"]]
-        neg = record["neg"] + rng.sample(others, 8)
-        scores = [round(rng.uniform(0, 10), 3) for _ in range(1 + len(neg))]
-        scored.append({**record, "neg": neg, "pos_first_stage": scores[:1], "neg_first_stage": scores[1:]})
-    return scored
 
 
 def validate_in_one_process(cfg, checkpoint=None) -> dict[str, float]:
@@ -90,10 +78,12 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
     records = make_records()
     # 5 validation queries in batches of 2: rank 0 gets 3 queries, rank 1 gets 2, each a partial last batch.
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
-    val_file = write_jsonl(tmp_path / "val.jsonl", with_first_stage_scores(records[1::4]))
+    # Retrieved lists of 9 or 10 candidates with first-stage scores: the fused metrics are validated too.
+    queries, corpus = candidate_lists(records[1::4], tmp_path, negatives=(8, 9))
     assert len(records[1::4]) == 5
     output = tmp_path / "ddp"
-    overrides = tiny_run_overrides(tiny_bert, str(train_file), str(val_file), output) + [
+    overrides = tiny_run_overrides(tiny_bert, str(train_file), queries, output) + [
+        f"data.val_corpus={corpus}",
         "data.val_batch_size=2",
         "trainer.max_epochs=1",
         "trainer.val_check_interval=2",

@@ -1,9 +1,12 @@
+import lightning as L
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
+from reranker.training.datamodule import TripletDataModule
 from reranker.training.module import RerankerModule
+from reranker.training.optimizer import planned_steps
 
 
 def _train_mode_scores(module: RerankerModule, model_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,3 +77,37 @@ def test_an_attention_dropout_outside_zero_to_one_is_refused(value, tiny_bert):
 def test_a_dropout_outside_zero_to_one_is_refused(dropout, tiny_bert):
     with pytest.raises(InputError, match=r"model.dropout must be in \[0, 1\) or null"):
         RerankerModule(tiny_bert, dropout=dropout)
+
+
+class _Counted(Exception):
+    """Stops a fit once the optimiser steps are counted."""
+
+
+class _CountSteps(L.Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        # The training loader exists now: Lightning's own estimate builds nothing.
+        self.estimated = trainer.estimated_stepping_batches
+        self.planned = planned_steps(trainer, trainer.datamodule.train_batches_per_epoch())
+        raise _Counted
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_epochs": 2},
+        {"max_epochs": 3, "accumulate_grad_batches": 2, "limit_train_batches": 0.5},
+        {"max_epochs": 2, "accumulate_grad_batches": 4, "limit_train_batches": 5},
+        {"max_epochs": 5, "max_steps": 4},
+        {"max_epochs": -1, "max_steps": 7},
+    ],
+)
+def test_the_planned_optimiser_steps_are_lightnings_estimate(limits, tiny_bert, triplet_files):
+    datamodule = TripletDataModule(*triplet_files[:1], tiny_bert, group_size=3, batch_size=2, num_workers=0)
+    counter = _CountSteps()
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[counter], **limits,
+    )  # fmt: skip
+    with pytest.raises(_Counted):
+        trainer.fit(RerankerModule(tiny_bert), datamodule=datamodule)
+    assert counter.planned == counter.estimated

@@ -9,7 +9,8 @@ from test_train import compose_config, run_cli, tiny_run_overrides
 
 from reranker.train import train
 from reranker.training.losses import GroupCrossEntropy
-from reranker.training.module import NonFiniteLossError, RerankerModule
+from reranker.training.module import RerankerModule
+from reranker.training.nonfinite import NonFiniteLossError
 
 
 def overrides(model, triplet_files, output, *extra):
@@ -69,17 +70,18 @@ def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
     """fp16 needs a GPU; the GradScaler logic is the same on CPU: NaN gradients make it skip the step."""
     module = RerankerModule(tiny_bert)
     scaler = torch.amp.GradScaler("cpu")
-    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+    trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+    guard = module.nonfinite_guard
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
     before = [parameter.detach().clone() for parameter in module.parameters()]
     scaler.scale(sum(parameter.sum() for parameter in module.parameters())).backward()
-    module.skip_optimizer_step = True
-    module.on_before_optimizer_step(optimizer)
+    guard.skip_optimizer_step = True
+    guard.on_before_optimizer_step(trainer, module, optimizer)
     scale = scaler.get_scale()
     scaler.step(optimizer)
     scaler.update()
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
-    assert scaler.get_scale() < scale and not module.skip_optimizer_step
+    assert scaler.get_scale() < scale and not guard.skip_optimizer_step
 
 
 def test_cli_stops_a_nan_run_with_a_one_line_error(nan_model, triplet_files, tmp_path):

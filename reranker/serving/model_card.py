@@ -130,7 +130,12 @@ def render_model_card(
         f"| base model | `{base}` |",
     ]
     if run_config is not None:
-        for key, label in (("data.train_files", "training data"), ("data.val_files", "validation data")):
+        data_keys = (
+            ("data.train_files", "training data"),
+            ("data.val_files", "validation data"),
+            ("data.val_corpus", "validation corpus"),
+        )
+        for key, label in data_keys:
             value = _config_value(settings, key)
             if value is not None:
                 lines.append(f"| {label} | {_describe_data(value)} |")

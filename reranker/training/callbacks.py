@@ -11,6 +11,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from reranker.core.errors import InputError
 from reranker.core.progress import duration
+from reranker.training.nonfinite import in_nonfinite_streak
 
 
 class FiniteModelCheckpoint(ModelCheckpoint):
@@ -23,9 +24,19 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     save (and, as the first one, rank as best) a checkpoint of a diverging run.
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.validated = False  # whether the last validation of this fit ran a batch
+
     def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
-        in_nonfinite_streak = getattr(trainer.lightning_module, "nonfinite_in_a_row", 0) > 0
-        return in_nonfinite_streak or super()._should_skip_saving_checkpoint(trainer)
+        return in_nonfinite_streak(trainer) or super()._should_skip_saving_checkpoint(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validated = False
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if not trainer.sanity_checking:
+            self.validated = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
@@ -52,8 +63,7 @@ class FiniteModelCheckpoint(ModelCheckpoint):
         # Before the first validation of the run (a run stopped mid-epoch, or validation switched off) the
         # monitored metric does not exist yet: nothing to rank, and nothing to warn about. A monitor that is
         # still missing after a validation (a misspelt metric) stays Lightning's error.
-        validated = trainer.fit_loop.epoch_loop.val_loop._has_run
-        if self.monitor is not None and self.monitor not in monitor_candidates and not validated:
+        if self.monitor is not None and self.monitor not in monitor_candidates and not self.validated:
             return
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 

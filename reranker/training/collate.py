@@ -33,7 +33,8 @@ class TrainCollator:
 
 class ValidationCollator:
     """Ragged groups → flat features plus where each pair sits in a dense ``[Q, C]`` matrix (and the
-    first stage's scores of the pairs when every group carries them)."""
+    first stage's scores of the pairs when every group carries them: retrieved candidate lists do,
+    triplet groups do not)."""
 
     def __init__(self, encoder: PairEncoder) -> None:
         self.encoder = encoder

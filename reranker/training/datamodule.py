@@ -1,7 +1,9 @@
-"""LightningDataModule for triplet files: group sampling for training, candidate groups for validation."""
+"""LightningDataModule for triplet files: group sampling for training; validation on the candidate groups of
+triplets, or on retrieved candidate lists (the candidates file ``reranker evaluate`` reads)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -13,6 +15,7 @@ from reranker.core.errors import InputError
 from reranker.core.triplets import expand_paths, has_teacher_scores, read_triplets
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer
+from reranker.training.candidate_lists import CandidateLists, is_candidates_file, read_candidate_lists
 from reranker.training.collate import TrainCollator, ValidationCollator
 from reranker.training.lengths import GroupLengths
 from reranker.training.sampling import (
@@ -22,7 +25,12 @@ from reranker.training.sampling import (
     build_corpus,
     check_corpus_fills_groups,
 )
-from reranker.training.truncation import TruncationStats, truncation_stats
+from reranker.training.truncation import TruncationStats, list_truncation_stats, truncation_stats
+
+TRIPLET_VALIDATION_NOTE = (
+    "validation on triplets: first-stage metrics are not logged (mined groups are not retrieved lists); "
+    "give data.val_files a candidates file with data.val_corpus for them"
+)
 
 
 @rank_zero_only
@@ -57,11 +65,17 @@ class TripletDataModule(L.LightningDataModule):
         train_files: a JSONL file, a list of files, or a folder of ``*.jsonl`` files.
         tokenizer_name_or_path: a Hugging Face folder or hub name (usually the model's).
         group_size: pairs per training query (one positive, ``group_size - 1`` negatives).
-        val_files: validation triplets (candidates = ``pos + neg``); None holds out ``val_fraction``
-            of the training queries instead.
+        val_files: validation triplets (candidates = ``pos + neg``), or a candidates file (queries
+            ``{qid, query, candidate_ids, candidate_scores, pos_ids}``, told apart by ``candidate_ids``)
+            over ``val_corpus``; None holds out ``val_fraction`` of the training queries instead.
+        val_corpus: the corpus ``{id, text}`` of a candidates file in ``val_files``. Its lists are
+            validated as retrieved (no passage added, read as ``reranker evaluate`` reads them), and the
+            first stage's metrics and the fused ones are logged as well (:class:`reranker.training.
+            validation.RankingValidation`); on triplets (mined groups) they are not.
         val_fraction: share of training queries held out when ``val_files`` is None.
-        min_val_candidates: validation queries with fewer candidates are topped up with random
-            corpus passages (fixed once), so that ranking them is not trivial.
+        min_val_candidates: validation triplets with fewer candidates are topped up with random
+            corpus passages (fixed once), so that ranking them is not trivial; a candidates file's lists
+            are never topped up.
         batch_size: training queries per step (each brings ``group_size`` pairs).
         val_batch_size: validation queries per step.
         max_length: tokens per (query, passage) pair; longer pairs are truncated.
@@ -90,6 +104,7 @@ class TripletDataModule(L.LightningDataModule):
         tokenizer_name_or_path: str,
         group_size: int = 8,
         val_files: str | list[str] | None = None,
+        val_corpus: str | None = None,
         val_fraction: float = 0.1,
         min_val_candidates: int = 10,
         batch_size: int = 8,
@@ -121,7 +136,12 @@ class TripletDataModule(L.LightningDataModule):
                 f"data.length_grouping_batches must be an integer >= 0, got {length_grouping_batches!r}"
             )
         self.train_files = train_files
+        if val_corpus is not None and val_files is None:
+            raise InputError(
+                f"data.val_corpus {val_corpus} is set without data.val_files (the candidates file)"
+            )
         self.val_files = val_files
+        self.val_corpus = val_corpus
         self.tokenizer_name_or_path = tokenizer_name_or_path
         self.group_size = group_size
         self.val_fraction = val_fraction
@@ -138,7 +158,7 @@ class TripletDataModule(L.LightningDataModule):
         self.train_groups: TrainGroups | None = None
         # Whether the training records carry teacher scores (pos_scores/neg_scores); known after setup.
         self.has_teacher_scores = False
-        self.val_groups: ValidationGroups | None = None
+        self.val_groups: ValidationGroups | CandidateLists | None = None
         # Truncation statistics of each training and validation file, measured at setup.
         self.truncation: list[TruncationStats] = []
 
@@ -147,9 +167,12 @@ class TripletDataModule(L.LightningDataModule):
             return
         train = read_triplets(self.train_files, cache_dir=self.cache_dir)
         measured = [(train, self.train_files)]
+        val, candidate_lists = None, None
         if self.val_files is None:
             split = train.train_test_split(test_size=self.val_fraction, seed=self.seed)
             train, val = split["train"], split["test"]
+        elif self.val_corpus is not None or is_candidates_file(self.val_files):
+            candidate_lists = read_candidate_lists(self.val_files, self.val_corpus)
         else:
             val = read_triplets(self.val_files, cache_dir=self.cache_dir)
             measured.append((val, self.val_files))
@@ -157,13 +180,25 @@ class TripletDataModule(L.LightningDataModule):
         check_corpus_fills_groups(train, corpus, self.group_size, name=str(self.train_files))
         self.has_teacher_scores = has_teacher_scores(train)
         self.train_groups = TrainGroups(train, corpus, self.group_size, self.has_teacher_scores)
-        self.val_groups = ValidationGroups(val, corpus, self.min_val_candidates, seed=self.seed)
         tokenizer = load_tokenizer(self.tokenizer_name_or_path)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         for records, files in measured:
             self.truncation += truncation_stats(records, expand_paths(files), self.encoder, self.seed)
+        if candidate_lists is not None:
+            self.val_groups = CandidateLists(candidate_lists)
+            file = str(expand_paths(self.val_files)[0])
+            self.truncation.append(
+                list_truncation_stats(
+                    file, candidate_lists.queries, candidate_lists.candidates, self.encoder, self.seed
+                )
+            )
+        else:
+            # Scores a triplet may carry (pos_first_stage/neg_first_stage) are not used: its groups were mined.
+            self.val_groups = ValidationGroups(val, corpus, self.min_val_candidates, seed=self.seed)
         for stats in self.truncation:
             _print(stats.line(self.max_length, self.query_max_length))
+        if candidate_lists is None:
+            _print(TRIPLET_VALIDATION_NOTE)
         self.group_lengths = GroupLengths(self.train_groups, self.encoder)
 
     def _rank(self) -> tuple[int, int]:
@@ -186,6 +221,11 @@ class TripletDataModule(L.LightningDataModule):
             # uses, so a run resumed mid-epoch continues the same random stream.
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def train_batches_per_epoch(self) -> int:
+        """Training batches of an epoch on this rank (each rank trains an equal share of the queries)."""
+        _, world_size = self._rank()
+        return math.ceil(len(self.train_groups) // world_size / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()

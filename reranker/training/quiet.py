@@ -1,9 +1,9 @@
 """Silence dependency notices a user can do nothing about, so that a run's output (a terminal, a log file,
 a Slurm job's output) shows what the run did.
 
-Dropped: Lightning's LitLogger tips and its notes on how it schedules validation and counts steps, the
-``LeafSpec`` deprecation warning PyTorch raises inside Lightning, and the ``datasets`` progress bars of the
-(cached) triplet reading. transformers' loading report is replaced where the model is loaded
+Dropped: Lightning's LitLogger tips, its notes on how it schedules validation and counts steps and on the
+non-finite loss guard the module attaches, the ``LeafSpec`` deprecation warning PyTorch raises inside
+Lightning, and the ``datasets`` progress bars of the (cached) triplet reading. transformers' loading report is replaced where the model is loaded
 (:func:`reranker.model.loading.load_cross_encoder`). Warnings and errors about the run itself stay.
 """
 
@@ -19,6 +19,9 @@ LIGHTNING_NOTICES = (
     "💡 Tip:",
     "`Trainer(val_check_interval=",
     "Loading `train_dataloader` to estimate number of stepping batches",
+    # The module attaches its non-finite loss guard to every trainer it runs on, again at each call.
+    "The following callbacks returned in `LightningModule.configure_callbacks` will override existing "
+    "callbacks passed to Trainer: NonFiniteLossGuard",
 )
 
 

@@ -119,49 +119,45 @@ class TrainGroups(Dataset):
 
 
 class ValidationGroups(Dataset):
-    """Validation groups: item → ``(query, candidates, relevance, first_stage)`` with candidates ``pos + neg``.
+    """Validation groups of triplets: item → ``(query, candidates, relevance, None)`` with candidates
+    ``pos + neg`` (a ``neg`` equal to a ``pos`` dropped).
 
     A query with fewer than ``min_candidates`` candidates is topped up with random corpus passages,
     chosen once with a fixed seed so every validation pass sees the same candidates. Records that carry
-    first-stage scores (``pos_first_stage``/``neg_first_stage``) are the first stage's candidate lists: they
-    are not topped up, and ``first_stage`` holds the score of each candidate (None for other records).
-    Either every record carries them or none does.
+    first-stage scores (``pos_first_stage``/``neg_first_stage``) are not topped up; either every record
+    carries them or none does. The scores themselves are not used: a triplet's group was mined, not
+    retrieved, so a first stage ranked by them would measure the mining (see
+    :mod:`reranker.training.candidate_lists` for validation on retrieved lists). The last field of an
+    item, None, stands where a retrieved list has its first-stage scores.
     """
 
     def __init__(
         self, records: datasets.Dataset, corpus: list[str], min_candidates: int = 0, seed: int = 0
     ) -> None:
-        self.items: list[tuple[str, list[str], list[bool], list[float] | None]] = []
+        self.items: list[tuple[str, list[str], list[bool], None]] = []
+        scored = 0
         for index, record in enumerate(records):
-            scored = record.get("pos_first_stage") is not None
-            first: dict[str, float | None] = {}
-            for side in ("pos", "neg"):
-                side_scores = record[f"{side}_first_stage"] if scored else None
-                for position, text in enumerate(record[side]):
-                    if text not in first:
-                        first[text] = side_scores[position] if side_scores is not None else None
-            positive_set = set(record["pos"])
-            candidates = list(first)
+            has_scores = record.get("pos_first_stage") is not None
+            scored += has_scores
+            candidates = list(dict.fromkeys([*record["pos"], *record["neg"]]))
             missing = min_candidates - len(candidates)
-            if missing > 0 and not scored:
+            if missing > 0 and not has_scores:
                 rng = random.Random(f"validation-{seed}-{index}")
                 candidates += draw_negatives(rng, [], corpus, set(candidates), missing)
-            relevance = [text in positive_set for text in candidates]
+            positive_set = set(record["pos"])
             self.items.append(
-                (record["query"], candidates, relevance, list(first.values()) if scored else None)
+                (record["query"], candidates, [text in positive_set for text in candidates], None)
             )
-        scored = sum(item[3] is not None for item in self.items)
         if 0 < scored < len(self.items):
             raise InputError(
                 f"validation data: {scored} of {len(self.items)} records carry first-stage scores "
                 "(pos_first_stage/neg_first_stage); give them for every record or for none"
             )
-        self.has_first_stage = scored > 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, list[str], list[bool], list[float] | None]:
+    def __getitem__(self, index: int) -> tuple[str, list[str], list[bool], None]:
         return self.items[index]
 
 

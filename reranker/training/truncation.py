@@ -3,7 +3,8 @@
 A pair longer than ``max_length`` loses tokens, and a query longer than ``query_max_length`` loses its
 end; a run whose pairs are mostly cut learns from text it never sees whole. The statistics come from a
 seeded sample of at most ``SAMPLE_PAIRS`` (query, passage) pairs per file (``pos`` and ``neg`` of
-randomly drawn records), so start-up stays fast on large files.
+randomly drawn records, or randomly drawn pairs of a candidates file's lists), so start-up stays fast on
+large files.
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def longest_first_query_loss(query: np.ndarray, passage: np.ndarray, budget: int
     query_kept = np.where(query > passage, long_kept, short_kept)
     fits = query + passage <= budget
     return np.where(fits, 0, np.maximum(query - query_kept, 0))
+
+
+def list_truncation_stats(
+    file: str, queries: list[str], candidates: list[list[str]], encoder, seed: int
+) -> TruncationStats:
+    """:class:`TruncationStats` of a candidates file: up to ``SAMPLE_PAIRS`` randomly drawn (query,
+    candidate) pairs of its lists."""
+    pairs = [(row, column) for row, texts in enumerate(candidates) for column in range(len(texts))]
+    drawn = random.Random(seed).sample(pairs, min(len(pairs), SAMPLE_PAIRS))
+    passages = [candidates[row][column] for row, column in drawn]
+    return measure(file, [queries[row] for row, _ in drawn], passages, encoder)
 
 
 def truncation_stats(
