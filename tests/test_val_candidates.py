@@ -89,7 +89,8 @@ def test_training_logs_the_mrr_evaluate_prints_for_the_same_checkpoint(
         f"{model_fixture}: train val/mrr@10 {metrics['val/mrr@10']!r}, evaluate {results['table']['trained']['mrr@10']!r}"
     )
     assert metrics["val/mrr@10"] == pytest.approx(results["table"]["trained"]["mrr@10"], abs=1e-6)
-    (row,) = [line for line in report.split("\n\n")[1].splitlines() if line.split("  ")[0] == "trained"]
+    # The headline table's row (the slice tables below it repeat the name).
+    row = next(line for line in report.splitlines() if line.split("  ")[0] == "trained")
     assert row.split()[-1] == f"{metrics['val/mrr@10']:.4f}"  # the printed table's MRR@10 column
     # The first stage is evaluate's "without reranker" row: the lists in retrieved order.
     for name in ("mrr@10", "hit@1", "hit@3", "hit@5"):
