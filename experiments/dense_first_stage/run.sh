@@ -34,18 +34,22 @@ for set in korquad msmarco; do
   done
 done
 
-# 4. Evaluate every reranker on each first stage's top 10 (the same lists for every row), with the first
-#    stage's own row, fused rows (a by 5-fold cross-validation) and paired tests against the first stage.
+# 4. Evaluate every reranker on each first stage's top 10, end to end (a gold the first stage missed is a
+#    miss for every row), each arm one system of its seeds, with the first stage's own row, fused rows (a by
+#    5-fold cross-validation) and Holm-adjusted paired tests.
 for set in korquad msmarco; do
   for retriever in bm25 dense hybrid; do
     models=()
     for mined in bm25 dense; do
-      for seed in $seeds; do models+=(--model "$mined-mined s$seed=$work/runs/$set-$mined-$seed/export"); done
+      for seed in $seeds; do models+=(--model "$mined-mined=$work/runs/$set-$mined-$seed/export"); done
     done
     $PYTHON -m reranker.evaluate "$work/$set/candidates_${retriever}_top10.jsonl" --corpus "$(eval_corpus $set)" \
-      "${models[@]}" --fusion-folds 5 --batch-size 32 --cache "$work/scores/$set" --out "$here/results/$set-$retriever"
+      "${models[@]}" --compare "without reranker" bm25-mined \
+      --compare "without reranker" dense-mined --compare bm25-mined dense-mined --fusion-folds 5 --batch-size 32 --cache "$work/scores/$set" \
+      --out "$here/results/$set-$retriever/end_to_end"
   done
 done
 
-# 5. The report: first-stage table, reranker tables, validation curves.
-$PYTHON $here/report.py "$work" "$here"
+# 5. The report: the first-stage summaries copied into results/, then README.md's generated tables.
+$PYTHON $here/report.py record "$work"
+$PYTHON scripts/figures.py
