@@ -5,8 +5,10 @@ two sides.
 Hard negatives come from the first stage (``--retriever``, BM25 by default) at ranks ``FROM..TO``; random
 negatives from the same side; no negative contains an answer text of its question. Validation groups are a
 held-out side's first-stage top candidates with the first stage's score of each passage
-(``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it.
-The same inputs and seed give byte-identical outputs.
+(``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it;
+``--first-stage-scores`` gives the training triplets those fields too (every ``pos`` and ``neg`` text scored by
+the first stage over the training side), so the first stage can teach the reranker (``loss.teacher:
+first_stage``). The same inputs and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-hard-negatives", type=int, default=0, help="first-stage negatives per triplet")
     parser.add_argument("--hard-negative-window", type=int, nargs=2, default=(3, 50), metavar=("FROM", "TO"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--first-stage-scores",
+        action="store_true",
+        help="train.jsonl also carries pos_first_stage/neg_first_stage (needs --num-hard-negatives > 0)",
+    )
     add_retriever_arguments(parser)
 
 
@@ -122,12 +129,16 @@ def prepare_squad(
     seed: int = 42,
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
+    first_stage_scores: bool = False,
 ) -> dict:
     """Write ``train.jsonl`` (and ``val.jsonl``), ``eval/queries.jsonl`` and ``eval/corpus.jsonl`` to ``out``
-    from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s."""
+    from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s;
+    ``first_stage_scores`` adds the first stage's scores to the training triplets."""
     low, high = hard_negative_window
     if not 1 <= low <= high:
         raise InputError(f"hard_negative_window needs 1 <= FROM <= TO, got {low} {high}")
+    if first_stage_scores and not num_hard_negatives:
+        raise InputError("--first-stage-scores needs a first stage: give --num-hard-negatives > 0")
     options = {"bm25_tokenizer": bm25_tokenizer, **(retriever_options or {})}
     articles = read_squad(input, sentences_per_passage)
     fractions = {"eval": eval_fraction}
@@ -141,8 +152,14 @@ def prepare_squad(
     counts["train"] = write_jsonl(
         out / "train.jsonl",
         build_triplets(
-            sides["train"], num_random_negatives, num_hard_negatives, (low, high), rng, **first_stage
-        ),
+            sides["train"],
+            num_random_negatives,
+            num_hard_negatives,
+            (low, high),
+            rng,
+            first_stage_scores=first_stage_scores,
+            **first_stage,
+        ),  # fmt: skip
     )
     if "val" in sides:
         # Validation groups: the first stage's top candidates of a held-out side, so that validation MRR

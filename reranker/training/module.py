@@ -196,6 +196,9 @@ class RerankerModule(L.LightningModule):
         else:
             self.nonfinite_in_a_row = 0
             self.log("train/loss", loss, prog_bar=True, batch_size=labels.shape[0], sync_dist=True)
+            # A mix of losses (LossMix) also reports each component: train/loss/<name>.
+            for name, value in getattr(self.loss, "last_values", {}).items():
+                self.log(f"train/loss/{name}", value, batch_size=labels.shape[0], sync_dist=True)
         # The same on every rank: the non-finite flag is reduced over ranks.
         self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
         return loss
