@@ -24,7 +24,6 @@ from pathlib import Path
 import study_results as results_io
 from study_arms import (
     ARMS,
-    GRID_ARM,
     HERE,
     SEEDS,
     TEACHER,
@@ -72,7 +71,9 @@ class Study:
 
     def __post_init__(self) -> None:
         self.steps = self.steps or default_steps()
-        self.base_model = self.base_model or self.work / "me5-small"
+        # multilingual-e5-small: the dense side of the first stage, and the reranker's base unless given.
+        self.me5 = self.work / "me5-small"
+        self.base_model = self.base_model or self.me5
 
     # data
 
@@ -81,12 +82,13 @@ class Study:
         if self.data_folder is not None:
             return StudyData(self.data_folder)
         folder = self.work / "data" / self.domain
-        return build(self.domain, folder, self.shared, self.base_model, self.work / "embeddings")
+        return build(self.domain, folder, self.shared, self.me5, self.work / "embeddings")
 
     # plan and state
 
-    def temperature(self, digest: str) -> float | None:
-        """The first-stage teacher temperature chosen on validation; also written to ``selection.json``."""
+    def temperature(self, digest: str, record: bool = False) -> float | None:
+        """The first-stage teacher temperature chosen on validation (None until its grid is done); with
+        ``record``, the choice is written to ``results/<domain>/selection.json``."""
         values = {}
         for grid_unit, temperature in zip(
             grid_units(self.domain, self.steps, self.grid), self.grid, strict=True
@@ -95,15 +97,15 @@ class Study:
             done = results_io.state(grid_unit, result, digest)[0] == "done"
             values[temperature] = results_io.val_mrr(result) if done else None
         chosen = choose_temperature(self.grid, values)
-        if chosen is not None:
-            selection = {"metric": results_io.VAL_MRR, "arm": GRID_ARM, "seed": 1, "grid": list(self.grid),
+        if chosen is not None and record:
+            selection = {"metric": results_io.VAL_MRR, "arm": "first_stage_only_t<T>", "seed": 1, "grid": list(self.grid),
                          "values": {f"{t:g}": values[t] for t in self.grid}, "chosen": chosen}  # fmt: skip
             results_io.write(self.results / self.domain / "selection.json", selection)
         return chosen
 
-    def units(self, digest: str) -> list[tuple[Unit, str, str]]:
+    def units(self, digest: str, record: bool = False) -> list[tuple[Unit, str, str]]:
         """Every unit with its state and why: ``(unit, state, why)``."""
-        temperature = self.temperature(digest)
+        temperature = self.temperature(digest, record)
         units = plan(self.domain, self.arms, self.seeds, self.steps, self.grid, temperature)
         return [
             (u, *results_io.state(u, results_io.read(u.result_path(self.results)), digest)) for u in units
@@ -204,11 +206,12 @@ class Study:
         the names of the units trained (a teacher trained again for its export included)."""
         start = time.monotonic()
         data = self.data()
-        ensure_model(self.base_model, self.shared, sys.executable)
+        if self.base_model == self.me5:
+            ensure_model(self.me5, self.shared, sys.executable)
         digest = fingerprint(data)
         self.trained = []
         while True:
-            states = self.units(digest["digest"])
+            states = self.units(digest["digest"], record=True)
             todo = next(((u, s, why) for u, s, why in states if s in ("pending", "stale")), None)
             if todo is None:
                 waiting = [u.name for u, s, _ in states if s == "waiting"]
