@@ -252,3 +252,21 @@ def test_the_data_build_runs_the_project_commands_with_options_they_accept(tmp_p
     assert parsed[0]["first_stage_scores"] and parsed[0]["retriever"] == "hybrid"
     assert [p["retriever"] for p in parsed[1:]] == ["hybrid", "dense"]
     assert all(p["top_k"] == 10 and p["query_prefix"] == "query: " for p in parsed[1:])
+
+
+def test_status_before_the_data_is_built_judges_results_by_their_recorded_fingerprint(tmp_path):
+    driver = study.Study(
+        arms=["bce"], seeds=(1, 2), steps=8, work=tmp_path / "work", results=tmp_path / "results"
+    )
+    assert driver.status()[-1].endswith(
+        "data not built here (" + str(tmp_path / "work" / "data" / "korquad") + ") and no result file yet"
+    )
+    (unit, _) = plan("korquad", ["bce"], (1, 2), 8, (1.0,), None)
+    path = unit.result_path(tmp_path / "results")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"data": {"fingerprint": "c" * 64}, "overrides": list(unit.overrides)}))
+    lines = driver.status()
+    assert lines[:2] == ["done     korquad/bce/seed1", "pending  korquad/bce/seed2  (no result file)"]
+    assert lines[-1].startswith("1 done, 1 pending, 0 stale, 0 waiting; data not built here")
+    assert "judged by the fingerprint cccccccccccc" in lines[-1]
+    assert not (tmp_path / "work").exists()  # status builds nothing
