@@ -276,6 +276,8 @@ def test_mix_builds_component_configs_and_their_errors_name_the_components_field
     assert isinstance(mix.components["t"], DistillKL) and mix.weights == {"label": 1.0, "t": 0.0}
     with pytest.raises(InputError, match=r"^loss.components.t.alpha must be a number in \[0, 1\], got 2$"):
         LossMix({"t": {**config, "alpha": 2}}, {"t": 1.0})
+    with pytest.raises(InputError, match=r"^loss.components.t: .*unexpected keyword argument 'alpha'"):
+        LossMix({"t": {"_target_": "reranker.training.losses.MarginMSE", "alpha": 0.5}}, {"t": 1.0})
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,8 @@ class LossMix(nn.Module):
             other name; at least one > 0.
 
     References:
-        Multi-objective reranker training as in FlagEmbedding's distillation (label CE plus a teacher term)
-        and Hofstätter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge
-        Distillation" (2020).
+        Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network" (2015): a weighted sum of
+        the loss on the hard labels and the loss on a teacher's soft targets.
     """
 
     def __init__(self, components: Mapping, weights: Mapping) -> None:
@@ -84,11 +83,16 @@ def _build(name: str, value: object) -> nn.Module:
     try:
         return hydra.utils.instantiate(value)
     except Exception as err:
-        cause = err
-        while cause is not None and not isinstance(cause, InputError):
-            cause = cause.__cause__ or cause.__context__
+        causes = [err]
+        while causes[-1].__cause__ or causes[-1].__context__:
+            causes.append(causes[-1].__cause__ or causes[-1].__context__)
+        cause = next((c for c in causes if isinstance(c, InputError)), None)
         if cause is None:
-            raise
+            # A field the component's constructor does not take.
+            wrong = next((c for c in causes if isinstance(c, TypeError)), None)
+            if wrong is None:
+                raise
+            raise InputError(f"loss.components.{name}: {wrong}") from None
         # Component losses name their fields loss.<field>; inside a mix they are loss.components.<name>.<field>.
         message = str(cause)
         if message.startswith("loss."):
