@@ -33,6 +33,7 @@ from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_c
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.csv_logger import ResumableCSVLogger
 from reranker.training.health import TrainingHealth
+from reranker.training.losses.teachers import missing_teacher_message
 from reranker.training.nonfinite import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
 from reranker.training.sharding import check_precision, is_fsdp
@@ -102,11 +103,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loss = hydra.utils.instantiate(cfg.loss)  # checks its arguments
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before anything heavy starts
-    if loss.needs_teacher and not datamodule.has_teacher_scores:
-        raise InputError(
-            f"{cfg.data.train_files}: loss {type(loss).__name__} needs teacher scores, and no training record "
-            "carries them (give 'pos_scores'/'neg_scores' per record, or choose a loss such as loss=group_ce)"
-        )
+    carried = {"scores": datamodule.has_teacher_scores, "first_stage": datamodule.has_first_stage_scores}
+    for key, teacher in getattr(loss, "teachers", {}).items():
+        if not carried[teacher]:
+            raise InputError(missing_teacher_message(cfg.data.train_files, key, teacher))
     # The metric set is configured once (metrics.*); every metric key (val/mrr@10, ...) derives from it.
     module = hydra.utils.instantiate(
         cfg.model, loss=loss, mrr_k=cfg.metrics.mrr_k, hit_ks=list(cfg.metrics.hit_ks)

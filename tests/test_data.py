@@ -268,3 +268,29 @@ def test_datamodule_batches_carry_labels_and_teacher_scores_when_the_data_has_th
                 assert math.isnan(score)
             else:
                 assert score == own[passage]
+
+
+def test_datamodule_batches_carry_first_stage_scores_as_a_teacher_column_of_their_own(tmp_path, tiny_bert):
+    """Records with first-stage scores only: batches get ``first_stage_scores`` (NaN for the corpus negative
+    that fills each group of 3) and no ``teacher_scores``."""
+    records = [
+        {
+            **r,
+            "pos_first_stage": [teacher_score(t) for t in r["pos"]],
+            "neg_first_stage": [teacher_score(t) for t in r["neg"]],
+        }
+        for r in make_records()[:7]
+    ]
+    path = write_jsonl(tmp_path / "t.jsonl", records)
+    module = TripletDataModule(
+        str(path), tiny_bert, group_size=3, val_files=str(path), batch_size=2, num_workers=0
+    )
+    module.setup("fit")
+    assert module.has_first_stage_scores and not module.has_teacher_scores
+    module.encoder = RecordingEncoder()
+    own = {text: teacher_score(text) for r in records for text in r["pos"] + r["neg"]}
+    for batch in module.train_dataloader():
+        assert "teacher_scores" not in batch
+        scores = batch["first_stage_scores"].reshape(-1).tolist()
+        for position, (passage, score) in enumerate(zip(batch["features"]["passages"], scores, strict=True)):
+            assert math.isnan(score) if position % 3 == 2 else score == own[passage]

@@ -11,6 +11,7 @@ from reranker.training.losses import (
     GroupCrossEntropy,
     LambdaLoss,
     ListNet,
+    LossMix,
     MarginMSE,
     PListMLE,
     RankNet,
@@ -19,10 +20,12 @@ from reranker.training.losses import (
 NAN = float("nan")
 
 
-def batch_of(labels, teacher_scores=None) -> dict:
+def batch_of(labels, teacher_scores=None, first_stage_scores=None) -> dict:
     batch = {"labels": torch.tensor(labels, dtype=torch.float32)}
     if teacher_scores is not None:
         batch["teacher_scores"] = torch.tensor(teacher_scores, dtype=torch.float32)
+    if first_stage_scores is not None:
+        batch["first_stage_scores"] = torch.tensor(first_stage_scores, dtype=torch.float32)
     return batch
 
 
@@ -160,6 +163,53 @@ def test_distill_kl_refuses_bad_arguments(kwargs, message):
         DistillKL(**kwargs)
 
 
+def test_distill_kl_teacher_temperature_divides_only_the_teachers_scores():
+    student = [[2.0, 0.5, -1.0]]
+    teacher = [[0.9, 0.8, 0.7]]  # a cosine teacher: margins of a tenth
+    alpha, tau, teacher_tau = 0.5, 2.0, 0.05
+    ce = -log_softmax(student[0])[0]
+    divergence = kl([t / teacher_tau for t in teacher[0]], [s / tau for s in student[0]])
+    expected = alpha * ce + (1 - alpha) * tau**2 * divergence
+    loss = DistillKL(alpha=alpha, temperature=tau, teacher_temperature=teacher_tau)(
+        torch.tensor(student), batch_of(binary_labels(1, 3), teacher)
+    )
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+    # Left out, the teacher's temperature is the student's.
+    same = DistillKL(alpha=alpha, temperature=tau)(
+        torch.tensor(student), batch_of(binary_labels(1, 3), teacher)
+    )
+    assert same.item() == pytest.approx(
+        alpha * ce + (1 - alpha) * tau**2 * kl([t / tau for t in teacher[0]], [s / tau for s in student[0]]),
+        abs=1e-5,
+    )
+
+
+def test_distill_kl_first_stage_teacher_reads_its_own_column_over_its_scored_members_only():
+    student = [[2.0, 0.5, -1.0, 3.0], [0.0, 1.0, 0.5, 0.2]]
+    cross_encoder = [[9.0, 7.0, 6.0, 5.0], [4.0, 3.0, 2.0, 1.0]]  # must not be read
+    # Query 1's last member is a random top-up negative: no first-stage score; query 2 is fully scored.
+    first_stage = [[0.9, 0.8, 0.85, NAN], [0.7, 0.75, 0.6, 0.65]]
+    batch = batch_of(binary_labels(2, 4), cross_encoder, first_stage)
+    loss = DistillKL(alpha=0.0, teacher="first_stage", teacher_temperature=0.1)(torch.tensor(student), batch)
+    expected = (
+        kl([9.0, 8.0, 8.5], [2.0, 0.5, -1.0])  # over the three scored members of query 1
+        + kl([7.0, 7.5, 6.0, 6.5], [0.0, 1.0, 0.5, 0.2])
+    ) / 2
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+    scores = torch.tensor(student, requires_grad=True)
+    DistillKL(alpha=0.0, teacher="first_stage")(scores, batch).backward()
+    assert scores.grad[0, 3].item() == 0.0  # the unscored member gets no teacher gradient
+
+
+def test_distill_kl_refuses_an_unknown_teacher_and_a_missing_teacher_column():
+    with pytest.raises(InputError, match="loss.teacher must be one of scores, first_stage, got 'bm25'"):
+        DistillKL(teacher="bm25")
+    with pytest.raises(InputError, match="loss.teacher_temperature must be a number > 0, got 0"):
+        DistillKL(teacher_temperature=0)
+    with pytest.raises(ValueError, match="no 'first_stage_scores'.*'pos_first_stage'/'neg_first_stage'"):
+        DistillKL(teacher="first_stage")(torch.zeros(1, 2), batch_of(binary_labels(1, 2), [[1.0, 0.0]]))
+
+
 # margin_mse
 
 
@@ -182,6 +232,84 @@ def test_margin_mse_ignores_the_teachers_offset_and_gives_zero_without_pairs():
     loss = MarginMSE()(scores, batch_of(binary_labels(1, 2), [[NAN, 100.0]]))
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(scores.grad, torch.zeros_like(scores))
+
+
+def test_margin_mse_scales_the_first_stage_teachers_margins():
+    student = [[2.0, 0.5, -1.0]]
+    first_stage = [[0.9, 0.85, NAN]]  # the last member is unscored: its pair is left out
+    loss = MarginMSE(teacher="first_stage", teacher_scale=50.0)(
+        torch.tensor(student), batch_of(binary_labels(1, 3), [[0.0, 0.0, 0.0]], first_stage)
+    )
+    assert loss.item() == pytest.approx(((2.0 - 0.5) - 50.0 * (0.9 - 0.85)) ** 2, abs=1e-4)
+    with pytest.raises(InputError, match="loss.teacher_scale must be a number > 0, got -1"):
+        MarginMSE(teacher_scale=-1)
+
+
+# mix
+
+
+def test_mix_is_the_weighted_sum_of_its_components_and_keeps_each_value():
+    student = [[2.0, 0.5, -1.0], [0.0, 1.0, 0.5]]
+    first_stage = [[0.9, 0.8, NAN], [0.7, 0.75, 0.6]]
+    mix = LossMix(
+        components={
+            "label": GroupCrossEntropy(),
+            "teacher": DistillKL(alpha=0.0, teacher="first_stage", teacher_temperature=0.1),
+        },
+        weights={"label": 1.0, "teacher": 0.5},
+    )
+    loss = mix(torch.tensor(student), batch_of(binary_labels(2, 3), first_stage_scores=first_stage))
+    label = (-log_softmax(student[0])[0] - log_softmax(student[1])[0]) / 2
+    teacher = (kl([9.0, 8.0], [2.0, 0.5]) + kl([7.0, 7.5, 6.0], [0.0, 1.0, 0.5])) / 2
+    assert loss.item() == pytest.approx(label + 0.5 * teacher, abs=1e-5)
+    assert mix.last_values["label"].item() == pytest.approx(label, abs=1e-5)
+    assert mix.last_values["teacher"].item() == pytest.approx(teacher, abs=1e-5)
+    assert mix.teachers == {"loss.components.teacher.teacher": "first_stage"}
+
+
+def test_mix_builds_component_configs_and_their_errors_name_the_components_field():
+    config = {"_target_": "reranker.training.losses.DistillKL", "alpha": 0.0, "teacher": "first_stage"}
+    mix = LossMix(
+        {"label": {"_target_": "reranker.training.losses.GroupCrossEntropy"}, "t": config},
+        {"label": 1, "t": 0},
+    )
+    assert isinstance(mix.components["t"], DistillKL) and mix.weights == {"label": 1.0, "t": 0.0}
+    with pytest.raises(InputError, match=r"^loss.components.t.alpha must be a number in \[0, 1\], got 2$"):
+        LossMix({"t": {**config, "alpha": 2}}, {"t": 1.0})
+    with pytest.raises(InputError, match=r"^loss.components.t: .*unexpected keyword argument 'alpha'"):
+        LossMix({"t": {"_target_": "reranker.training.losses.MarginMSE", "alpha": 0.5}}, {"t": 1.0})
+
+
+@pytest.mark.parametrize(
+    "components, weights, message",
+    [
+        ({}, {}, "loss.components must name at least one loss, got {}"),
+        (
+            {"label": GroupCrossEntropy()},
+            {"label": -0.5},
+            "loss.weights.label must be a number >= 0, got -0.5",
+        ),
+        (
+            {"label": GroupCrossEntropy(), "t": MarginMSE()},
+            {"label": 0, "t": 0.0},
+            "loss.weights must give at least one component a weight > 0",
+        ),
+        (
+            {"label": GroupCrossEntropy()},
+            {"label": 1.0, "teacher": 0.5},
+            r"loss.weights.teacher names no component of loss.components \(label\)",
+        ),
+        ({"label": GroupCrossEntropy(), "t": MarginMSE()}, {"label": 1.0}, "loss.weights.t is missing"),
+        (
+            {"label": {"temperature": 1.0}},
+            {"label": 1.0},
+            "loss.components.label must be a loss config with a _target_",
+        ),
+    ],
+)
+def test_mix_refuses_bad_components_and_weights(components, weights, message):
+    with pytest.raises(InputError, match=message):
+        LossMix(components, weights)
 
 
 # bce
@@ -208,11 +336,13 @@ def test_bce_refuses_a_pos_weight_that_is_not_positive(weight):
         BinaryCrossEntropy(pos_weight=weight)
 
 
-def test_which_losses_need_teacher_scores():
-    assert not GroupCrossEntropy.needs_teacher and not BinaryCrossEntropy.needs_teacher
-    assert DistillKL.needs_teacher and MarginMSE.needs_teacher
-    assert not any(loss().needs_teacher for loss in (LambdaLoss, RankNet, PListMLE, ListNet))
-    assert ListNet(targets="teacher").needs_teacher
+def test_which_losses_read_a_teacher_column_and_by_which_field():
+    assert GroupCrossEntropy().teachers == {} and BinaryCrossEntropy().teachers == {}
+    assert DistillKL().teachers == {"loss.teacher": "scores"} == MarginMSE().teachers
+    assert DistillKL(teacher="first_stage").teachers == {"loss.teacher": "first_stage"}
+    assert MarginMSE(teacher="first_stage").teachers == {"loss.teacher": "first_stage"}
+    assert not any(loss().teachers for loss in (LambdaLoss, RankNet, PListMLE, ListNet))
+    assert ListNet(targets="teacher").teachers == {"loss.targets": "scores"}
 
 
 # group_ce temperature

@@ -9,8 +9,9 @@ import pytest
 from conftest import write_jsonl
 
 from reranker.core.errors import InputError
+from reranker.preparation.retrievers import open_retriever
 from reranker.preparation.retrievers.bm25 import BM25Index, bigram_tokens, whitespace_tokens
-from reranker.preparation.squad_reader import chunk_paragraph, read_squad
+from reranker.preparation.squad_reader import chunk_paragraph, read_squad, split_by_title
 from reranker.prepare import main
 
 CITIES = ["서울", "부산", "대구", "인천", "광주", "대전", "울산", "수원"]
@@ -101,6 +102,33 @@ def test_split_is_title_disjoint_and_negatives_bear_no_answer(squad_file, tmp_pa
         assert all(answer in pos for pos in record["pos"])
         assert record["neg"] and not any(answer in neg for neg in record["neg"])
         assert len(set(record["neg"])) == len(record["neg"])
+
+
+def test_first_stage_scores_give_each_training_text_its_bm25_score_and_change_nothing_else(
+    squad_file, tmp_path
+):
+    run_squad(squad_file, tmp_path / "plain")
+    run_squad(squad_file, tmp_path / "scored", "--first-stage-scores")
+    plain, scored = (read_jsonl(tmp_path / name / "train.jsonl") for name in ("plain", "scored"))
+    assert [{k: r[k] for k in ("query", "pos", "neg")} for r in scored] == plain
+    assert all("pos_first_stage" not in r for r in plain)
+    # The scores are BM25's over the training side's passages (bigram tokens, the default).
+    sides = split_by_title(read_squad(squad_file, 2), {"eval": 0.25, "val": 0.25}, 42)
+    passages = [p.text for article in sides["train"] for p in article.passages]
+    bm25 = open_retriever("bm25", passages, {"bm25_tokenizer": "bigram"})
+    for record in scored:
+        texts = record["pos"] + record["neg"]
+        (expected,) = bm25.score([record["query"]], [[passages.index(t) for t in texts]])
+        assert record["pos_first_stage"] + record["neg_first_stage"] == pytest.approx(expected)
+    for name in ("val.jsonl", "eval/queries.jsonl", "eval/corpus.jsonl"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "scored" / name).read_bytes()
+    for record in scored:
+        assert len(record["pos_first_stage"]) == len(record["pos"])
+        assert len(record["neg_first_stage"]) == len(record["neg"])
+        # Hard negatives come first, from the first stage's top ranks: they score above the random ones.
+        assert record["neg_first_stage"][0] >= record["neg_first_stage"][-1]
+    with pytest.raises(SystemExit, match="--first-stage-scores needs a first stage"):
+        main(["squad", str(squad_file), "--out", str(tmp_path / "x"), "--first-stage-scores"])
 
 
 def test_outputs_are_byte_identical_for_the_same_seed(squad_file, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from conftest import make_records, with_teacher_scores, write_jsonl
+from conftest import make_records, teacher_score, with_teacher_scores, write_jsonl
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -205,9 +205,12 @@ def test_each_loss_config_mirrors_its_constructor(name, tmp_path):
     loss = hydra.utils.instantiate(cfg.loss)
     parameters = inspect.signature(type(loss).__init__).parameters.values()
     accepted = {p.name for p in parameters if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD}
-    assert set(cfg.loss) - {"_target_"} == accepted
-    for key in accepted:
+    assert set(cfg.loss) - {"_target_", "_recursive_"} == accepted
+    for key in accepted - {"components"}:
         assert getattr(loss, key) == cfg.loss[key]
+    # A mix's components are losses built from their own configs (each a file of conf/loss/).
+    for name, component in getattr(loss, "components", {}).items():
+        assert isinstance(component, hydra.utils.get_class(cfg.loss.components[name]._target_))
 
 
 def scored_triplet_files(root: Path) -> tuple[str, str]:
@@ -240,19 +243,77 @@ def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_ber
     assert len(losses) == 3 and all(math.isfinite(value) for value in losses)
 
 
+def test_mix_with_the_first_stage_teacher_trains_and_logs_each_component(tiny_bert, tmp_path):
+    """Groups of 3 from records with one own negative: the third member is a corpus negative without a
+    first-stage score, so the teacher term runs over the two scored members."""
+    records = [
+        {
+            **r,
+            "pos_first_stage": [teacher_score(t) for t in r["pos"]],
+            "neg_first_stage": [teacher_score(t) for t in r["neg"]],
+        }
+        for r in make_records()
+    ]
+    train_file = write_jsonl(tmp_path / "train.jsonl", records[::2] + records[1::4])
+    val_file = write_jsonl(tmp_path / "val.jsonl", records[3::4])
+    overrides = tiny_run_overrides(tiny_bert, str(train_file), str(val_file), tmp_path / "run")
+    cfg = compose_config(
+        [
+            *overrides,
+            "loss=mix",
+            "loss.components.teacher.teacher=first_stage",
+            "loss.components.teacher.teacher_temperature=10",
+            "loss.weights.teacher=0.25",
+            "trainer.max_steps=3",
+            "validate_before_training=false",
+            "export_dir=null",
+        ]
+    )
+    train(cfg)
+    rows = [
+        row
+        for row in csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open())
+        if row.get("train/loss")
+    ]
+    assert len(rows) == 3
+    for row in rows:
+        label, teacher = float(row["train/loss/label"]), float(row["train/loss/teacher"])
+        assert teacher > 0 and float(row["train/loss"]) == pytest.approx(label + 0.25 * teacher, abs=1e-5)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         (
             ["loss=foo"],
             "unknown loss 'foo': choose one of bce, distill_kl, group_ce, lambdaloss, listnet, margin_mse, "
-            "plistmle, ranknet",
+            "mix, plistmle, ranknet",
         ),
         (["loss=distill_kl", "loss.temperature=0"], "loss.temperature must be a number > 0, got 0"),
         (["loss=distill_kl", "loss.alpha=1.5"], "loss.alpha must be a number in [0, 1], got 1.5"),
         (
             ["loss=margin_mse"],
-            "{train}: loss MarginMSE needs teacher scores, and no training record carries them",
+            "{train}: loss.teacher asks for teacher scores ('pos_scores'/'neg_scores' per record), and no "
+            "training record carries them",
+        ),
+        (
+            ["loss=mix", "loss.components.teacher.teacher=first_stage"],
+            "{train}: loss.components.teacher.teacher asks for first-stage scores "
+            "('pos_first_stage'/'neg_first_stage' per record), and no training record carries them",
+        ),
+        (["loss=mix", "loss.components=null"], "loss.components must name at least one loss, got None"),
+        (["loss=mix", "loss.weights.teacher=-1"], "loss.weights.teacher must be a number >= 0, got -1"),
+        (
+            ["loss=mix", "loss.weights.label=0", "loss.weights.teacher=0"],
+            "loss.weights must give at least one component a weight > 0",
+        ),
+        (
+            ["loss=mix", "+loss.weights.extra=1"],
+            "loss.weights.extra names no component of loss.components (label, teacher)",
+        ),
+        (
+            ["loss=mix", "loss.components.teacher.alpha=2"],
+            "loss.components.teacher.alpha must be a number in [0, 1], got 2",
         ),
     ],
 )

@@ -1,232 +1,239 @@
-"""The objectives study's choices, time estimate and report, from run.sh's runs and evaluate outputs.
+"""The objectives study's table, plot and README block, from the committed result files only.
 
-    python experiments/objectives/report.py select WORK --arms A B ...      # the best temperature and loss
-    python experiments/objectives/report.py estimate WORK --train-sets 2 --seeds 3 --arms 8 --steps 128 \
-        --teacher-factor 4 --group-sizes 4 16                               # time, from the first finished run
-    python experiments/objectives/report.py report WORK OUT --arms A B ...  # tables.md, results.json, plots
+    python experiments/objectives/report.py            # results/ -> mrr.png and README.md's generated block
 
-``report`` reads each run's ``metrics.json`` and ``csv/metrics.csv`` under ``WORK`` and the ``evaluate``
-outputs ``OUT/results/{test set}-{first stage}/results.json``; it writes ``OUT/tables.md``,
-``OUT/results.json``, ``OUT/curves.png`` (validation MRR@10 over steps per arm) and ``OUT/mrr.png``
-(evaluation MRR@10 per arm, mean and spread over seeds, with the first stage's line).
+Per domain and evaluated first stage: each arm's MRR@10 per seed and its mean (the reranker alone), the
+mean fused with the first stage, and paired tests of the seed-averaged per-query reciprocal ranks against
+``group_ce`` and against the first stage alone (the reranker alone and fused): the difference, its 95%
+bootstrap interval over queries, the permutation p-value, the Holm-adjusted p over every comparison of that
+table, and how many seeds agree in sign with the mean difference. Partial results are fine: an arm shows
+how many seeds it has, and one without any says so. Result files made from another data build than most of
+the domain's are left out and listed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import re
+from collections import Counter
 from pathlib import Path
 
-from plots import plot_curves, plot_eval
-from study import (
-    BASELINE,
-    FIRST_STAGE,
-    METRIC,
-    TEACHER,
-    VAL_METRIC,
-    arm_summary,
-    best_arm,
-    eval_rows,
-    first_finished,
-    planned_cost,
-    read_runs,
-    seconds_per_step,
-    step_cost,
-    validation,
+import numpy as np
+from plots import plot_mrr
+from study_arms import ARMS, BASELINE, HERE, SEEDS, TEACHER
+from study_results import MRR, VAL_MRR
+
+from reranker.evaluation.significance import paired_test
+
+START = "<!-- report.py: generated from results/, do not edit by hand -->"
+END = "<!-- report.py: end -->"
+ROWS = (*ARMS, TEACHER)
+# (column, the per-query values of a result's list entry tested, against what)
+COMPARISONS = (
+    (f"vs {BASELINE}", "reranker", BASELINE),
+    ("vs first stage", "reranker", "first_stage"),
+    ("fused vs first stage", "fused", "first_stage"),
 )
 
-from reranker.core.errors import InputError
 
-RETRIEVERS = ("bm25", "dense", "hybrid")
+def load(results: Path) -> dict[str, dict[str, dict[int, dict]]]:
+    """``{domain: {arm: {seed: result}}}`` of every result file under ``results``."""
+    loaded: dict = {}
+    for path in sorted(results.glob("*/*/seed*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        loaded.setdefault(result["domain"], {}).setdefault(result["arm"], {})[result["seed"]] = result
+    return loaded
 
 
-def select(work: Path, arms: list[str]) -> dict:
-    """The temperature (among the group_ce arms) and the loss (among all ``arms``) chosen on validation."""
-    runs = read_runs(work)
-    temperature, _ = best_arm(runs, [arm for arm in arms if arm.startswith(BASELINE)])
-    loss, means = best_arm(runs, arms)
-    return {
-        "metric": VAL_METRIC,
-        "best_temperature": temperature,
-        "best_loss": loss,
-        "validation means": means,
+def current_data(arms: dict[str, dict[int, dict]]) -> tuple[dict, list[str]]:
+    """The results made from the data build most of them share, and the names of the others."""
+    counts = Counter(r["data"]["fingerprint"] for seeds in arms.values() for r in seeds.values())
+    digest = counts.most_common(1)[0][0]
+    kept = {
+        arm: {s: r for s, r in seeds.items() if r["data"]["fingerprint"] == digest}
+        for arm, seeds in arms.items()
     }
+    left_out = [
+        f"{arm}/seed{s}"
+        for arm, seeds in arms.items()
+        for s, r in seeds.items()
+        if r["data"]["fingerprint"] != digest
+    ]
+    return {arm: seeds for arm, seeds in kept.items() if seeds}, left_out
 
 
-def estimate(work: Path, train_sets: int, seeds: int, arms: int, steps: int, teacher_factor: int,
-             group_sizes: list[int]) -> str:  # fmt: skip
-    """One line: the measured seconds per step and the study's total and remaining training time."""
-    runs = read_runs(work)
-    first = first_finished(runs)
-    if first is None:
-        return "time estimate: after the first finished training"
-    rate = seconds_per_step(first)
-    total = planned_cost(train_sets, seeds, arms, steps, teacher_factor, group_sizes)
-    done = sum(step_cost(run.steps, run.group_size) for run in runs if run.finished or run.failed)
-    return (
-        f"time estimate: {rate:.2f} s per step of group 8 (measured on {first.folder}); the study's trainings "
-        f"are {total:.0f} such steps, about {total * rate / 3600:.1f} h; {done:.0f} done, about "
-        f"{max(total - done, 0) * rate / 3600:.1f} h left, then teacher scoring and evaluation (README)"
+def seed_mean(values: list[list[float]]) -> list[float]:
+    """Per query, the mean over seeds: ``[Q]``."""
+    return [sum(column) / len(column) for column in zip(*values, strict=True)]
+
+
+def mean_interval(values: list[float], samples: int, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of the mean of ``values`` (queries resampled)."""
+    array = np.asarray(values, dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, array.size, size=(samples, array.size))  # [S, Q]
+    return [float(v) for v in np.percentile(array[picks].mean(axis=1), [2.5, 97.5])]
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (same order): controls the family-wise error rate."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - position) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def list_table(arms: dict[str, dict[int, dict]], name: str, samples: int) -> dict:
+    """One evaluated list: per arm its seeds' MRR@10, means and the paired tests (Holm-adjusted over the table)."""
+    entries = {
+        arm: {s: r["evaluation"][name] for s, r in seeds.items() if name in r.get("evaluation", {})}
+        for arm, seeds in arms.items()
+    }
+    entries = {arm: seeds for arm, seeds in entries.items() if seeds}
+    any_entry = next(iter(next(iter(entries.values())).values()))
+    qids = any_entry["qids"]
+    first_stage = any_entry["first_stage"]["rr"]
+    baseline = (
+        seed_mean([e["reranker"]["rr"] for e in entries[BASELINE].values()]) if BASELINE in entries else None
     )
+    rows, tests = {}, []
+    for arm in [a for a in ROWS if a in entries]:
+        seeds = entries[arm]
+        for entry in seeds.values():
+            if entry["qids"] != qids:
+                raise ValueError(f"{arm}: the {name} lists hold other queries than the other arms'")
+        alone = seed_mean([e["reranker"]["rr"] for e in seeds.values()])
+        row = {
+            "seeds": sorted(seeds),
+            MRR: {s: e[MRR]["reranker"] for s, e in sorted(seeds.items())},
+            "mean": sum(e[MRR]["reranker"] for e in seeds.values()) / len(seeds),
+            "interval": mean_interval(alone, samples),
+            "fused mean": sum(e[MRR]["fused"] for e in seeds.values()) / len(seeds),
+        }
+        for column, ranking, against in COMPARISONS:
+            reference = baseline if against == BASELINE else first_stage
+            if reference is None or (against == BASELINE and arm == BASELINE):
+                continue
+            test = paired_test(reference, seed_mean([e[ranking]["rr"] for e in seeds.values()]), samples)
+            reference_mrr = sum(reference) / len(reference)
+            signs = [e[MRR][ranking] - reference_mrr for e in seeds.values()]
+            test["seeds agreeing"] = sum(
+                (value > 0) == (test["difference"] > 0) and value != 0 for value in signs
+            )
+            row[column] = test
+            tests.append(test)
+        rows[arm] = row
+    for test, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
+        test["holm_p"] = adjusted
+    return {"queries": len(qids), "first stage": sum(first_stage) / len(first_stage), "arms": rows}
 
 
-def arm_order(runs: list, arms: list[str]) -> list[str]:
-    """The given arms in their order, then the others the runs hold (group sizes), the teacher last."""
-    others = sorted({run.arm for run in runs} - set(arms) - {TEACHER})
-    return [*arms, *others, *([TEACHER] if any(run.arm == TEACHER for run in runs) else [])]
-
-
-def fmt_spread(summary: dict | None) -> str:
-    if summary is None:
-        return "—"
-    sd = f" ± {summary['sd']:.4f}" if summary["sd"] is not None else ""
-    return f"{summary['mean']:.4f}{sd} ({summary['n']})"
-
-
-def fmt_test(test: dict | None) -> str:
+def fmt_test(test: dict | None, seeds: int) -> str:
     if test is None:
         return "—"
-    return f"{test['difference']:+.4f} [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}], p = {test['p_value']:.4f}"
+    return (f"{test['difference']:+.4f} [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}], p {test['p_value']:.4f} "
+            f"(Holm {test['holm_p']:.4f}), {test['seeds agreeing']}/{seeds} seeds")  # fmt: skip
 
 
-def label(arm: str, selection: dict | None) -> str:
-    marks = [
-        text
-        for key, text in (("best_temperature", "best T"), ("best_loss", "best loss"))
-        if selection and selection.get(key) == arm
-    ]
-    return f"{arm} ({', '.join(marks)})" if marks else arm
-
-
-def validation_lines(table: dict, sets: list[str], arms: list[str], selection: dict | None) -> list[str]:
+def table_lines(domain: str, name: str, table: dict, expected_seeds: int) -> list[str]:
     lines = [
-        f"Best checkpoint's {VAL_METRIC}, mean ± sd over seeds (number of seeds).",
+        f"#### {domain}, {name} top 10 ({table['queries']} questions; the first stage alone: MRR@10 {table['first stage']:.4f})",
         "",
-        "| arm | " + " | ".join(f"trained and validated on {s}" for s in sets) + " |",
-        "|---|" + "---|" * len(sets),
-    ]
-    for arm in arms:
+        f"| arm | MRR@10 per seed | mean | fused mean | Δ vs {BASELINE} | Δ vs first stage | fused Δ vs first stage |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for arm in ROWS:
+        row = table["arms"].get(arm)
+        if row is None:
+            lines.append(f"| {arm} | no result yet | | | | | |")
+            continue
+        count = len(row["seeds"])
+        partial = f" ({count} of {expected_seeds} seeds)" if arm != TEACHER and count < expected_seeds else ""
+        per_seed = ", ".join(f"s{s} {value:.4f}" for s, value in row[MRR].items())
+        tests = [fmt_test(row.get(column), count) for column, _, _ in COMPARISONS]
         lines.append(
-            f"| {label(arm, selection)} | "
-            + " | ".join(fmt_spread(table.get(s, {}).get(arm)) for s in sets)
+            f"| {arm}{partial} | {per_seed} | {row['mean']:.4f} | {row['fused mean']:.4f} | "
+            + " | ".join(tests)
             + " |"
         )
-    if selection:
-        lines += ["", f"Chosen on validation (mean over both training sets and every seed): temperature "
-                  f"arm {selection['best_temperature']}, loss arm {selection['best_loss']}."]  # fmt: skip
     return lines
 
 
-def evaluation(out: Path, sets: list[str], arms: list[str], samples: int) -> dict:
-    """``{test set: {first stage: {"first stage": value, "trained on": {set: {arm: summary}}}}}``."""
-    summary: dict = {}
-    for test in sets:
-        for retriever in RETRIEVERS:
-            path = out / "results" / f"{test}-{retriever}" / "results.json"
-            if not path.is_file():
-                continue
-            results = json.loads(path.read_text())
-            entry = {"first stage": results["table"][FIRST_STAGE][METRIC], "trained on": {}}
-            for train_set in sets:
-                baseline = eval_rows(results, train_set, BASELINE)
-                arms_here = {}
-                for arm in arms:
-                    found = arm_summary(results, train_set, arm, baseline, samples=samples)
-                    if found is not None:
-                        arms_here[arm] = found
-                entry["trained on"][train_set] = arms_here
-            summary.setdefault(test, {})[retriever] = entry
-    return summary
+def selection_line(results: Path, domain: str) -> str:
+    path = results / domain / "selection.json"
+    if not path.is_file():
+        return "The first-stage teacher temperature is not chosen yet (its validation grid is not finished)."
+    selection = json.loads(path.read_text(encoding="utf-8"))
+    values = ", ".join(f"T={t}: {v:.4f}" for t, v in selection["values"].items())
+    return (f"First-stage teacher temperature chosen on the validation lists ({selection['metric']} of "
+            f"first_stage_only_t<T>, seed 1): {values}; chosen T = {selection['chosen']:g}.")  # fmt: skip
 
 
-def evaluation_lines(summary: dict, selection: dict | None) -> list[str]:
-    lines = []
-    for test, by_retriever in summary.items():
-        for retriever, entry in by_retriever.items():
-            lines += [
-                "",
-                f"### {test} evaluation queries, {retriever} top 10 (first stage alone: {METRIC} {entry['first stage']:.4f})",
-                "",
-                f"| trained on | arm | {METRIC} mean ± sd (seeds) | fused with the first stage | "
-                f"Δ vs {BASELINE} [95% CI], p | Δ vs first stage [95% CI], p |",
-                "|---|---|---|---|---|---|",
-            ]
-            # In-domain rows first, then the other training set's.
-            for train_set in sorted(entry["trained on"], key=lambda s: s != test):
-                for arm, found in entry["trained on"][train_set].items():
-                    lines.append(
-                        f"| {train_set}{' (in-domain)' if train_set == test else ''} | {label(arm, selection)} | "
-                        f"{fmt_spread(found[METRIC])} | {fmt_spread(found[f'fused {METRIC}'])} | "
-                        f"{fmt_test(found[f'vs {BASELINE}'])} | {fmt_test(found['vs first stage'])} |"
-                    )
-    return lines
+def build(results: Path, samples: int = 10000) -> tuple[list[str], dict]:
+    """The README block's lines and the summary behind them (also what the plot draws)."""
+    lines, summary = [], {}
+    loaded = load(results)
+    if not loaded:
+        return ["No result file yet: the study has not run (see Commands)."], {}
+    for domain, all_arms in sorted(loaded.items()):
+        arms, left_out = current_data(
+            {a: s for a, s in all_arms.items() if not re.fullmatch(r"first_stage_only_t.+", a)}
+        )
+        names = sorted(
+            {name for seeds in arms.values() for r in seeds.values() for name in r.get("evaluation", {})}
+        )
+        summary[domain] = {
+            name: list_table(arms, name, samples) for name in sorted(names, key=lambda n: n != "hybrid")
+        }
+        lines += [f"### {domain}", "", selection_line(results, domain), ""]
+        for name, table in summary[domain].items():
+            lines += [*table_lines(domain, name, table, len(SEEDS)), ""]
+        diverged = [
+            f"{arm}/seed{s}"
+            for arm, seeds in arms.items()
+            for s, r in seeds.items()
+            if "failed" in r["training"]
+        ]
+        val = {arm: [r["validation"].get(VAL_MRR) for r in seeds.values()] for arm, seeds in arms.items()}
+        lines.append("Validation MRR@10 per arm (seeds): " + "; ".join(
+            f"{arm} " + ", ".join("—" if v is None else f"{v:.4f}" for v in values) for arm, values in val.items()) + ".")  # fmt: skip
+        for label, names_ in (
+            ("diverged (no evaluation)", diverged),
+            ("left out, made from another data build", left_out),
+        ):
+            if names_:
+                lines.append(f"{label}: {', '.join(names_)}.")
+        lines.append("")
+    return lines, summary
 
 
-def report(work: Path, out: Path, arms: list[str], samples: int = 10000) -> dict:
-    runs = read_runs(work)
-    sets = sorted({run.train_set for run in runs})
-    order = arm_order(runs, arms)
-    selection_file = work / "selection.json"
-    selection = json.loads(selection_file.read_text()) if selection_file.is_file() else None
-    table = validation(runs)
-    summary = evaluation(out, sets, order, samples)
-    failed = sorted(str(run.folder) for run in runs if run.failed)
-    unfinished = sorted(str(run.folder) for run in runs if not run.finished and not run.failed)
-    text = ["# Objectives: tables", "", "## Validation", "", *validation_lines(table, sets, order, selection)]
-    text += ["", "## Evaluation", "", "Mean over seeds of each seed's MRR@10 on the same candidate lists; the "
-             "tests compare seed-averaged per-query reciprocal ranks (interval over queries).", *evaluation_lines(summary, selection)]  # fmt: skip
-    if failed or unfinished:
-        text += ["", "## Runs without metrics", "", *(f"- failed: {f}" for f in failed), *(f"- unfinished: {f}" for f in unfinished)]  # fmt: skip
-    results = {"selection": selection, "validation": table, "evaluation": summary, "failed runs": failed,
-               "unfinished runs": unfinished}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "tables.md", "\n".join(text) + "\n")
-    write_atomic(out / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    plot_curves(runs, order, out / "curves.png")
-    if summary:
-        plot_eval(summary, order, out / "mrr.png")
-    return results
+def write_block(readme: Path, lines: list[str]) -> None:
+    """Replace the README's generated block (between the START and END markers) with ``lines``."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no generated block ({START} ... {END})")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n" + "\n".join(lines).rstrip() + f"\n{END}{tail}", encoding="utf-8")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    chosen = commands.add_parser("select", help="print the choices on validation as JSON")
-    chosen.add_argument("work", type=Path)
-    chosen.add_argument("--arms", nargs="+", required=True)
-    timing = commands.add_parser("estimate", help="print the time estimate")
-    timing.add_argument("work", type=Path)
-    for name in ("train-sets", "seeds", "arms", "steps", "teacher-factor"):
-        timing.add_argument(f"--{name}", type=int, required=True)
-    timing.add_argument("--group-sizes", type=int, nargs="*", default=[])
-    written = commands.add_parser("report", help="write tables.md, results.json and the plots")
-    written.add_argument("work", type=Path)
-    written.add_argument("out", type=Path)
-    written.add_argument("--arms", nargs="+", required=True)
-    written.add_argument("--samples", type=int, default=10000, help="bootstrap and permutation samples")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        if args.command == "select":
-            print(json.dumps(select(args.work, args.arms), indent=1))
-        elif args.command == "estimate":
-            print(estimate(args.work, args.train_sets, args.seeds, args.arms, args.steps, args.teacher_factor,
-                           args.group_sizes))  # fmt: skip
-        else:
-            report(args.work, args.out, args.arms, args.samples)
-            print((args.out / "tables.md").read_text(), end="")
-    except InputError as err:
-        sys.exit(f"error: {err}")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--readme", type=Path, default=HERE / "README.md")
+    parser.add_argument("--plot", type=Path, default=HERE / "mrr.png")
+    parser.add_argument("--samples", type=int, default=10000, help="bootstrap and permutation samples")
+    args = parser.parse_args(argv)
+    lines, summary = build(args.results, args.samples)
+    if summary:
+        plot_mrr(summary, args.plot)
+        lines.append(f"![MRR@10 per arm]({args.plot.name})")
+    write_block(args.readme, lines)
+    print("\n".join(lines))
+    return summary
 
 
 if __name__ == "__main__":

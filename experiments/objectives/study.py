@@ -1,187 +1,205 @@
-"""The objectives study's runs and how they are aggregated (read by report.py; no plotting, no writing).
+"""The objectives study in parts that survive sessions (README: the question, the arms, the sizing).
 
-A training run lives in ``WORK/multirun/{train set}/{arm}-s{seed}/`` (a Hydra multirun job: ``.hydra/``,
-``csv/metrics.csv``, ``metrics.json`` once finished, ``FAILED`` when run.sh saw it end without one) or, for
-the teacher, ``WORK/teacher/{train set}/``. In an ``evaluate`` output the run is the row
-``{train set}/{arm}/s{seed}`` (and ``... fused``). Arms are compared by their mean over seeds with the
-spread between seeds, and by a paired test of the seed-averaged per-query reciprocal ranks: the interval
-is over queries for these seeds; the seed spread is reported beside it.
+    python experiments/objectives/study.py run --max-minutes 100   # train + evaluate pending units
+    python experiments/objectives/study.py status                  # done / pending / stale / waiting
+    python experiments/objectives/study.py data                    # build the derived data only
+
+Each unit (one arm at one seed) ends in one committed file, ``results/<domain>/<arm>/seed<N>.json``
+(:mod:`study_unit`); ``run`` skips every unit whose file holds the current data fingerprint and overrides,
+and reruns, saying why, one whose file is stale. Everything else (data, runs, score caches, the teacher's
+export) lives in the ignored ``work/`` and is rebuilt when missing: the data deterministically from
+``../shared/data`` (:mod:`study_data`), the teacher by training it again with its fixed seed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import math
-import re
+import shutil
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+import study_results as results_io
+from study_arms import ARMS, HERE, SEEDS, TEACHER, TEMPERATURE_GRID, Unit, order, teacher_unit
+from study_data import StudyData, ensure_model, file_digest, fingerprint
+from study_plan import ROOT, StudyPlan
+from study_unit import evaluate_unit, machine, train_unit
 
 from reranker.core.errors import InputError
-from reranker.evaluation.significance import paired_test
-
-RUN_FOLDER = re.compile(r"^(?P<arm>.+)-s(?P<seed>\d+)$")
-TEACHER = "teacher"
-FIRST_STAGE = "without reranker"  # evaluate's row of the first-stage order
-METRIC = "mrr@10"
-VAL_METRIC = f"val/{METRIC}"
-BASELINE = "group_ce"
+from reranker.preparation.teacher import prepare_teacher
 
 
 @dataclass
-class Run:
-    """One training run: where it is, what it trained, and its final metrics (empty until finished)."""
+class Study(StudyPlan):
+    """Runs the study's units (:class:`study_plan.StudyPlan` says which, where, and how far it is)."""
 
-    train_set: str
-    arm: str
-    seed: int
-    folder: Path
-    steps: int
-    group_size: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    failed: bool = False
+    trained: list[str] = field(default_factory=list)  # the units trained by this object, in order
 
-    @property
-    def finished(self) -> bool:
-        return bool(self.metrics)
-
-
-def row_name(train_set: str, arm: str, seed: int) -> str:
-    """The run's row in ``evaluate``'s table."""
-    return f"{train_set}/{arm}/s{seed}"
-
-
-def _read_run(train_set: str, arm: str | None, folder: Path) -> Run:
-    """The run in ``folder``; ``arm`` None reads the seed from its resolved config (the teacher's folder
-    is not named by seed)."""
-    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
-    metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return Run(
-        train_set,
-        arm or TEACHER,
-        int(config["seed"]),
-        folder,
-        int(config["trainer"]["max_steps"]),
-        int(config["data"]["group_size"]),
-        metrics,
-        failed=(folder / "FAILED").is_file(),
-    )
-
-
-def read_runs(work: Path) -> list[Run]:
-    """Every run folder of the study (teachers included), finished or not."""
-    runs = []
-    for set_dir in sorted(p for p in (work / "multirun").glob("*") if p.is_dir()):
-        for folder in sorted(p for p in set_dir.glob("*") if (p / ".hydra").is_dir()):
-            match = RUN_FOLDER.match(folder.name)
-            if match is None:
-                raise InputError(f"{folder}: a run folder is named ARM-sSEED")
-            runs.append(_read_run(set_dir.name, match["arm"], folder))
-    for folder in sorted(p for p in (work / "teacher").glob("*") if (p / ".hydra").is_dir()):
-        runs.append(_read_run(folder.name, None, folder))
-    return runs
-
-
-def spread(values: list[float]) -> dict:
-    """Mean, sample standard deviation between seeds (None under two values) and the values themselves."""
-    if not values:
-        raise ValueError("no values to summarise")
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-    return {"mean": mean, "sd": sd, "n": len(values), "values": list(values)}
-
-
-def validation(runs: list[Run], metric: str = VAL_METRIC) -> dict[str, dict[str, dict]]:
-    """``{train set: {arm: spread of the best checkpoint's validation metric over seeds}}``."""
-    values: dict[str, dict[str, list[float]]] = {}
-    for run in runs:
-        if run.finished:
-            values.setdefault(run.train_set, {}).setdefault(run.arm, []).append(run.metrics[metric])
-    return {s: {arm: spread(v) for arm, v in arms.items()} for s, arms in values.items()}
-
-
-def best_arm(runs: list[Run], candidates: list[str], metric: str = VAL_METRIC) -> tuple[str, dict]:
-    """The candidate arm with the highest validation metric averaged over every finished run of it (both
-    training sets, every seed: one default has to serve both domains); returns it and each arm's mean.
-    Arms with no finished run (all diverged) are left out; none at all is an error."""
-    means = {}
-    for arm in candidates:
-        values = [run.metrics[metric] for run in runs if run.arm == arm and run.finished]
-        if values:
-            means[arm] = sum(values) / len(values)
-    if not means:
-        raise InputError(f"no finished run of any of {candidates}: nothing to choose from")
-    return max(means, key=lambda arm: means[arm]), means
-
-
-def eval_rows(results: dict, train_set: str, arm: str) -> list[str]:
-    """The seeds' rows of one arm in an ``evaluate`` results.json (the runs alone, not the fused rows)."""
-    pattern = re.compile(rf"^{re.escape(train_set)}/{re.escape(arm)}/s\d+$")
-    return sorted(name for name in results["table"] if pattern.match(name))
-
-
-def seed_averaged(results: dict, rows: list[str], metric: str = METRIC) -> list[float]:
-    """Per query, the metric averaged over ``rows`` (the seeds of one arm): ``[Q]``."""
-    columns = [results["per_query"][row][metric] for row in rows]
-    return [sum(values) / len(values) for values in zip(*columns, strict=True)]
-
-
-def arm_summary(
-    results: dict,
-    train_set: str,
-    arm: str,
-    baseline_rows: list[str],
-    metric: str = METRIC,
-    samples: int = 10000,
-) -> dict | None:
-    """One arm on one candidate list: its metric and fused metric over seeds, and paired tests of its
-    seed-averaged per-query values against the first stage and against ``baseline_rows`` (the baseline
-    arm's seeds; no test when empty or when they are this arm's own). None when the arm has no row."""
-    rows = eval_rows(results, train_set, arm)
-    if not rows:
-        return None
-    per_query = seed_averaged(results, rows, metric)
-    first = results["per_query"][FIRST_STAGE][metric]
-    fused = [f"{row} fused" for row in rows if f"{row} fused" in results["table"]]
-    summary = {
-        "rows": rows,
-        metric: spread([results["table"][row][metric] for row in rows]),
-        f"fused {metric}": spread([results["table"][row][metric] for row in fused]) if fused else None,
-        "vs first stage": paired_test(first, per_query, samples),
-        f"vs {BASELINE}": None,
-    }
-    if baseline_rows and baseline_rows != rows:
-        summary[f"vs {BASELINE}"] = paired_test(
-            seed_averaged(results, baseline_rows, metric), per_query, samples
+    def ensure_teacher_data(self, data: StudyData, digest: dict) -> Path:
+        """The teacher-scored triplets; the teacher is trained again (its seed is fixed) when its export is
+        missing, as in a new session."""
+        scored = self.teacher_data(data)
+        if scored.is_file():
+            return scored
+        teacher = teacher_unit(self.domain, self.steps)
+        export = self.run_dir(teacher) / "export"
+        if not (export / "config.json").is_file():
+            print(
+                f"objectives: the teacher's export is missing ({export}); training {teacher.name} again",
+                flush=True,
+            )
+            self.run_unit(teacher, data, digest)
+        partial = scored.with_name(f".{scored.name}.partial")
+        scored.parent.mkdir(parents=True, exist_ok=True)
+        prepare_teacher(
+            data.train, str(export), partial, batch_size=32, cache=self.work / "scores" / "teacher.sqlite"
         )
-    return summary
+        partial.replace(scored)
+        return scored
+
+    def run_unit(self, unit: Unit, data: StudyData, digest: dict) -> dict:
+        """Train and evaluate ``unit`` and write its result file; returns the result."""
+        train_file = self.ensure_teacher_data(data, digest) if unit.teacher_scored else data.train
+        run_dir = self.run_dir(unit)
+        shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted run left
+        print(f"objectives: training {unit.name} ({' '.join(unit.overrides)})", flush=True)
+        overrides = ["experiment=objectives", f"model.model_name_or_path={self.base_model}",
+                     f"data.train_files={train_file}", f"data.val_files={data.val}", "callbacks.progress_bar=null",
+                     *unit.overrides, *self.overrides]  # fmt: skip
+        trained = train_unit(unit, overrides, run_dir)
+        self.measured["train_seconds"] += trained["training"]["seconds"]
+        self.measured["steps"] += unit.steps
+        evaluation = {}
+        if "failed" not in trained["training"]:
+            evaluation = evaluate_unit(run_dir / "export", data, self.work / "scores" / self.domain)
+            self.measured["eval_seconds"].append(sum(entry["seconds"] for entry in evaluation.values()))
+        result = {
+            "domain": unit.domain,
+            "arm": unit.arm,
+            "seed": unit.seed,
+            "overrides": list(unit.overrides),
+            "extra_overrides": list(self.overrides),
+            **results_io.commit(ROOT),
+            "data": {"fingerprint": digest["digest"], "files": digest["files"]},
+            "machine": machine(),
+            "training": trained["training"],
+            "validation": {k: v for k, v in trained["metrics"].items() if k.startswith("val/")},
+            "evaluation": evaluation,
+            "config": trained["config"],
+        }
+        if unit.teacher_scored:
+            result["teacher_data"] = {"train_digest": file_digest(train_file)}
+        results_io.write(unit.result_path(self.results), result)
+        self.trained.append(unit.name)
+        if unit.arm == TEACHER:
+            # A new teacher: the triplets scored by an earlier one are out of date.
+            shutil.rmtree(self.work / "teacher_data" / self.domain, ignore_errors=True)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        elif not self.keep_runs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return result
+
+    def run(self, max_minutes: float | None = None) -> list[str]:
+        """Run pending units in order until none is left or the next would pass ``max_minutes``; returns
+        the names of the units trained (a teacher trained again for its export included)."""
+        start = time.monotonic()
+        data = self.data()
+        if self.base_model == self.me5:
+            ensure_model(self.me5, self.shared, sys.executable)
+        digest = fingerprint(data)
+        self.trained = []
+        while True:
+            states = self.units(digest["digest"], record=True)
+            todo = next(((u, s, why) for u, s, why in states if s in ("pending", "stale")), None)
+            if todo is None:
+                waiting = [u.name for u, s, _ in states if s == "waiting"]
+                print(
+                    f"objectives: nothing left to run{'; waiting: ' + ', '.join(waiting) if waiting else ''}"
+                )
+                return self.trained
+            unit, state, why = todo
+            if unit.name in self.trained:
+                raise RuntimeError(f"{unit.name} is still {state} after its training ({why})")
+            if state == "stale":
+                print(f"objectives: {unit.name}: {why}; running it again", flush=True)
+            copied = self.copy_twin(unit, states)
+            if copied:
+                continue
+            estimate = self.estimate_seconds(unit, data)
+            elapsed = time.monotonic() - start
+            if max_minutes is not None and elapsed + estimate > max_minutes * 60:
+                pending = sum(s in ("pending", "stale", "waiting") for _, s, _ in states)
+                print(f"objectives: budget: {unit.name} needs about {estimate / 60:.0f} min and {elapsed / 60:.0f} of "
+                      f"{max_minutes:g} are spent; stopping with {pending} units pending")  # fmt: skip
+                return self.trained
+            self.run_unit(unit, data, digest)
+
+    def copy_twin(self, unit: Unit, states: list[tuple[Unit, str, str]]) -> bool:
+        """A unit with the same overrides as a done one (the chosen grid run is the first seed of its arm)
+        takes a copy of its result instead of training again."""
+        twin = next(
+            (u for u, s, _ in states if s == "done" and u.overrides == unit.overrides and u != unit), None
+        )
+        if twin is None:
+            return False
+        result = results_io.read(twin.result_path(self.results))
+        results_io.write(
+            unit.result_path(self.results), {**result, "arm": unit.arm, "copied_from": twin.name}
+        )
+        print(f"objectives: {unit.name}: the same training as {twin.name}; its result is copied", flush=True)
+        return True
 
 
-def step_cost(steps: int, group_size: int, reference_group: int = 8) -> float:
-    """A training's cost in steps of the reference group size: a step's time grows with its pairs."""
-    return steps * group_size / reference_group
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("run", "status", "data"))
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="run: start no unit that would end past this many minutes from the start")  # fmt: skip
+    parser.add_argument("--domain", default="korquad")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), help="arms to run, in the study's order")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument(
+        "--steps", type=int, default=0, help="steps of every arm (conf/experiment/objectives.yaml's)"
+    )
+    parser.add_argument("--grid", nargs="+", type=float, default=list(TEMPERATURE_GRID),
+                        help="first-stage teacher temperatures tried on validation")  # fmt: skip
+    parser.add_argument(
+        "--work", type=Path, default=HERE / "work", help="ignored folder for data, runs, caches"
+    )
+    parser.add_argument("--results", type=Path, default=HERE / "results", help="folder of the result files")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="a data folder of the study's layout (no build)"
+    )
+    parser.add_argument(
+        "--base-model", type=Path, default=None, help="default: WORK/me5-small (built if missing)"
+    )
+    parser.add_argument(
+        "--shared", type=Path, default=ROOT.parent / "shared", help="folder holding data/, tools/"
+    )
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra Hydra override for every training"
+    )
+    parser.add_argument("--keep-runs", action="store_true", help="keep each run's checkpoints and export")
+    return parser.parse_args(argv)
 
 
-def seconds_per_step(run: Run, reference_group: int = 8) -> float:
-    """Wall time of a finished run (resolved config written → metrics.json written: loading, training,
-    validations and export) per step of the reference group size."""
-    start = (run.folder / ".hydra" / "config.yaml").stat().st_mtime
-    end = (run.folder / "metrics.json").stat().st_mtime
-    return (end - start) / step_cost(run.steps, run.group_size, reference_group)
+def main(argv: list[str] | None = None) -> list[str]:
+    args = parse_args(argv)
+    try:
+        study = Study(args.domain, order(args.arms), tuple(args.seeds), args.steps, tuple(args.grid), args.work,
+                      args.results, args.data, args.base_model, args.shared, args.override, args.keep_runs)  # fmt: skip
+        if args.command == "run":
+            return study.run(args.max_minutes)
+        if args.command == "status":
+            print("\n".join(study.status()))
+        else:
+            print(json.dumps(fingerprint(study.data()), indent=1))
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    return []
 
 
-def first_finished(runs: list[Run]) -> Run | None:
-    """The run that finished first (by its metrics.json), or None."""
-    finished = [run for run in runs if run.finished]
-    return min(finished, key=lambda run: (run.folder / "metrics.json").stat().st_mtime, default=None)
-
-
-def planned_cost(
-    train_sets: int, seeds: int, arms: int, steps: int, teacher_factor: int, group_sizes: list[int]
-) -> float:
-    """The study's trainings in reference-group steps: per training set one teacher of ``teacher_factor``
-    x ``steps``, and per seed every arm plus the best arm at each other group size."""
-    per_seed = arms * steps + sum(step_cost(steps, g) for g in group_sizes)
-    return train_sets * (teacher_factor * steps + seeds * per_seed)
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ score for each passage of ``pos`` / ``neg``, in the same order. Either may be mi
 those passages have no teacher score); when present, it must hold one finite number per passage.
 
 Optional ``pos_first_stage``/``neg_first_stage`` give the first stage's score of each ``pos``/``neg`` text
-(validation uses them to report the reranker fused with the first stage).
+(validation uses them to report the reranker fused with the first stage; a loss with ``teacher: first_stage``
+distils from them).
 """
 
 from __future__ import annotations
@@ -135,7 +136,15 @@ def _generate(files: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[
 
 def has_teacher_scores(records: datasets.Dataset) -> bool:
     """Whether any record of ``records`` gives a teacher score (``pos_scores`` or ``neg_scores``)."""
-    columns = ["pos_scores", "neg_scores"]
+    return _any_given(records, ["pos_scores", "neg_scores"])
+
+
+def has_first_stage_scores(records: datasets.Dataset) -> bool:
+    """Whether any record of ``records`` gives a first-stage score (``pos_first_stage``/``neg_first_stage``)."""
+    return _any_given(records, ["pos_first_stage", "neg_first_stage"])
+
+
+def _any_given(records: datasets.Dataset, columns: list[str]) -> bool:
     table = records.select_columns(columns).with_format("arrow")[:]
     return any(table.column(name).null_count < table.num_rows for name in columns)
 

@@ -8,8 +8,10 @@ held-out side's first-stage top candidates with the first stage's score of each 
 (``pos_first_stage``/``neg_first_stage``), so validation also reports the reranker fused with it. A
 validation question whose gold is not among the first stage's top ``--val-candidates`` is left out rather
 than given a gold the first stage never retrieved (it would be a miss for every model alike);
-``--force-gold`` keeps it with its gold put in. The evaluation side is written without candidates: ``prepare
-candidates`` retrieves them. The same inputs and seed give byte-identical outputs.
+``--force-gold`` keeps it with its gold put in. ``--first-stage-scores`` gives the training triplets those
+fields too (every ``pos`` and ``neg`` text scored by the first stage over the training side), so the first
+stage can teach the reranker (``loss.teacher: first_stage``). The evaluation side is written without
+candidates: ``prepare candidates`` retrieves them. The same inputs and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-hard-negatives", type=int, default=0, help="first-stage negatives per triplet")
     parser.add_argument("--hard-negative-window", type=int, nargs=2, default=(3, 50), metavar=("FROM", "TO"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--first-stage-scores",
+        action="store_true",
+        help="train.jsonl also carries pos_first_stage/neg_first_stage (needs --num-hard-negatives > 0)",
+    )
     add_retriever_arguments(parser)
 
 
@@ -134,13 +141,17 @@ def prepare_squad(
     retriever: RetrieverSpec = "bm25",
     retriever_options: dict | None = None,
     force_gold: bool = False,
+    first_stage_scores: bool = False,
 ) -> dict:
     """Write ``train.jsonl`` (and ``val.jsonl``), ``eval/queries.jsonl`` and ``eval/corpus.jsonl`` to ``out``
     from a SQuAD-format file; returns the counts. ``retriever_options`` are :func:`build_retriever`'s;
-    ``force_gold`` keeps validation questions whose gold the first stage missed."""
+    ``force_gold`` keeps validation questions whose gold the first stage missed; ``first_stage_scores`` adds
+    the first stage's scores to the training triplets."""
     low, high = hard_negative_window
     if not 1 <= low <= high:
         raise InputError(f"hard_negative_window needs 1 <= FROM <= TO, got {low} {high}")
+    if first_stage_scores and not num_hard_negatives:
+        raise InputError("--first-stage-scores needs a first stage: give --num-hard-negatives > 0")
     options = {"bm25_tokenizer": bm25_tokenizer, **(retriever_options or {})}
     articles = read_squad(input, sentences_per_passage)
     fractions = {"eval": eval_fraction}
@@ -154,8 +165,14 @@ def prepare_squad(
     counts["train"] = write_jsonl(
         out / "train.jsonl",
         build_triplets(
-            sides["train"], num_random_negatives, num_hard_negatives, (low, high), rng, **first_stage
-        ),
+            sides["train"],
+            num_random_negatives,
+            num_hard_negatives,
+            (low, high),
+            rng,
+            first_stage_scores=first_stage_scores,
+            **first_stage,
+        ),  # fmt: skip
     )
     if "val" in sides:
         # Validation groups: the first stage's top candidates of a held-out side, so that validation MRR

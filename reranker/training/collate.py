@@ -12,7 +12,8 @@ class TrainCollator:
     """Training groups → the batch a loss reads.
 
     ``{"features": tokenised pairs [B * G], query-major, "labels": [B, G] float}``, plus
-    ``"teacher_scores": [B, G] float`` (NaN where a passage has none) when the groups carry them.
+    ``"teacher_scores": [B, G] float`` (NaN where a passage has none) when the groups carry them, and
+    ``"first_stage_scores": [B, G] float`` likewise.
     """
 
     def __init__(self, encoder: PairEncoder) -> None:
@@ -28,6 +29,9 @@ class TrainCollator:
         if groups[0].teacher_scores is not None:
             scores = [group.teacher_scores for group in groups]
             batch["teacher_scores"] = torch.tensor(scores, dtype=torch.float32)  # [B, G]
+        if groups[0].first_stage_scores is not None:
+            scores = [group.first_stage_scores for group in groups]
+            batch["first_stage_scores"] = torch.tensor(scores, dtype=torch.float32)  # [B, G]
         return batch
 
 

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from reranker.core.errors import InputError
-from reranker.core.triplets import expand_paths, has_teacher_scores, read_triplets
+from reranker.core.triplets import expand_paths, has_first_stage_scores, has_teacher_scores, read_triplets
 from reranker.model.kinds import ModelKind
 from reranker.model.loading import load_tokenizer
 from reranker.training.candidate_lists import CandidateLists, is_candidates_file, read_candidate_lists
@@ -58,8 +58,9 @@ class ResumableDataLoader(DataLoader):
 class TripletDataModule(L.LightningDataModule):
     """Training groups of ``group_size`` pairs per query and validation groups of all candidates per query.
 
-    Training batches are ``{"features", "labels" [B, G], "teacher_scores" [B, G]}``, the last only when
-    the training records carry teacher scores (see :class:`reranker.training.collate.TrainCollator`).
+    Training batches are ``{"features", "labels" [B, G], "teacher_scores" [B, G], "first_stage_scores" [B, G]}``,
+    the teacher columns only when the training records carry them (see
+    :class:`reranker.training.collate.TrainCollator`).
 
     Args:
         train_files: a JSONL file, a list of files, or a folder of ``*.jsonl`` files.
@@ -158,6 +159,8 @@ class TripletDataModule(L.LightningDataModule):
         self.train_groups: TrainGroups | None = None
         # Whether the training records carry teacher scores (pos_scores/neg_scores); known after setup.
         self.has_teacher_scores = False
+        # Likewise first-stage scores (pos_first_stage/neg_first_stage), a teacher column of their own.
+        self.has_first_stage_scores = False
         self.val_groups: ValidationGroups | CandidateLists | None = None
         # Truncation statistics of each training and validation file, measured at setup.
         self.truncation: list[TruncationStats] = []
@@ -179,7 +182,10 @@ class TripletDataModule(L.LightningDataModule):
         corpus = build_corpus(train)
         check_corpus_fills_groups(train, corpus, self.group_size, name=str(self.train_files))
         self.has_teacher_scores = has_teacher_scores(train)
-        self.train_groups = TrainGroups(train, corpus, self.group_size, self.has_teacher_scores)
+        self.has_first_stage_scores = has_first_stage_scores(train)
+        self.train_groups = TrainGroups(
+            train, corpus, self.group_size, self.has_teacher_scores, self.has_first_stage_scores
+        )
         tokenizer = load_tokenizer(self.tokenizer_name_or_path)
         self.encoder = self.kind.encoder(tokenizer, self.max_length, self.query_max_length)
         for records, files in measured:

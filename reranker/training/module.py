@@ -135,8 +135,11 @@ class RerankerModule(L.LightningModule):
         # Pairs arrive query-major, so the flat scores fold into the labels' [B, G] shape.
         scores = self(batch["features"]).view(labels.shape)  # [B, G]
         self.last_train_scores = scores.detach()  # read by the TrainingHealth callback
-        # Logged, and skipped when not finite, by the NonFiniteLossGuard.
-        return self.loss(scores, batch)
+        loss = self.loss(scores, batch)  # logged, and skipped when not finite, by the NonFiniteLossGuard
+        # A mix of losses (LossMix) also reports each component: train/loss/<name>.
+        for name, value in getattr(self.loss, "last_values", {}).items():
+            self.log(f"train/loss/{name}", value, batch_size=labels.shape[0], sync_dist=True)
+        return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.validation.update(self(batch["features"]).float(), batch)  # [N] scores

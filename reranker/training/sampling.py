@@ -5,7 +5,8 @@ first from the query's own ``neg``, then random passages from the corpus (every 
 of the training files). A passage equal to one of the query's positives is never a negative, and no
 passage is drawn twice for a group while the pool allows. Each group carries its labels (1.0 for the
 positive, 0.0 for the negatives) and, when the data gives teacher scores, the score of each chosen
-passage in the same order (NaN for a passage without one, such as a random corpus negative).
+passage in the same order (NaN for a passage without one, such as a random corpus negative), and the same
+for the first stage's scores (``pos_first_stage``/``neg_first_stage``) when the data gives those.
 
 Randomness comes from a per-item seed chosen by :class:`GroupSampler` from (seed, epoch, index), so a
 group is the same whichever worker builds it, and different on every epoch.
@@ -67,6 +68,7 @@ class TrainGroup(NamedTuple):
     passages: list[str]  # [G] the positive, then G - 1 negatives
     labels: list[float]  # [G] 1.0 for the positive, 0.0 for each negative
     teacher_scores: list[float] | None  # [G] NaN where a passage has none; None when the data has none
+    first_stage_scores: list[float] | None = None  # [G] likewise, the first stage's scores
 
 
 def _teacher_score_of(texts: Sequence[str], scores: Sequence[float] | None) -> dict[str, float]:
@@ -83,7 +85,7 @@ class TrainGroups(Dataset):
     """Training groups: item ``(index, seed)`` → a :class:`TrainGroup` of ``group_size`` passages.
 
     With ``with_teacher_scores`` every group carries ``teacher_scores`` (NaN where the record gives none);
-    without, ``teacher_scores`` is None.
+    without, ``teacher_scores`` is None. ``with_first_stage_scores`` does the same for ``first_stage_scores``.
     """
 
     def __init__(
@@ -92,11 +94,13 @@ class TrainGroups(Dataset):
         corpus: list[str],
         group_size: int,
         with_teacher_scores: bool = False,
+        with_first_stage_scores: bool = False,
     ) -> None:
         self.records = records
         self.corpus = corpus
         self.group_size = group_size
         self.with_teacher_scores = with_teacher_scores
+        self.with_first_stage_scores = with_first_stage_scores
 
     def __len__(self) -> int:
         return len(self.records)
@@ -109,13 +113,23 @@ class TrainGroups(Dataset):
         negatives = draw_negatives(rng, record["neg"], self.corpus, set(record["pos"]), self.group_size - 1)
         passages = [positive, *negatives]
         labels = [1.0] + [0.0] * len(negatives)
-        teacher_scores = None
-        if self.with_teacher_scores:
-            # Corpus negatives are never among the query's own (those are all taken first): they get NaN.
-            positive_score = _teacher_score_of(record["pos"], record["pos_scores"]).get(positive, math.nan)
-            negative_score = _teacher_score_of(record["neg"], record["neg_scores"])
-            teacher_scores = [positive_score] + [negative_score.get(text, math.nan) for text in negatives]
-        return TrainGroup(record["query"], passages, labels, teacher_scores)
+        teacher_scores = (
+            _group_scores(record, "scores", positive, negatives) if self.with_teacher_scores else None
+        )
+        first_stage_scores = (
+            _group_scores(record, "first_stage", positive, negatives)
+            if self.with_first_stage_scores
+            else None
+        )
+        return TrainGroup(record["query"], passages, labels, teacher_scores, first_stage_scores)
+
+
+def _group_scores(record: dict, suffix: str, positive: str, negatives: list[str]) -> list[float]:
+    """The ``pos_<suffix>``/``neg_<suffix>`` score of the group's positive and each negative, NaN where none.
+    Corpus negatives are never among the query's own (those are all taken first): they get NaN."""
+    positive_score = _teacher_score_of(record["pos"], record[f"pos_{suffix}"]).get(positive, math.nan)
+    negative_score = _teacher_score_of(record["neg"], record[f"neg_{suffix}"])
+    return [positive_score] + [negative_score.get(text, math.nan) for text in negatives]
 
 
 class ValidationGroups(Dataset):

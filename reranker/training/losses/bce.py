@@ -28,7 +28,7 @@ class BinaryCrossEntropy(nn.Module):
         Nogueira and Cho, "Passage Re-ranking with BERT" (2019), the pointwise monoBERT objective.
     """
 
-    needs_teacher = False
+    teachers: dict[str, str] = {}  # reads no teacher column
 
     def __init__(self, pos_weight: float = 1.0) -> None:
         super().__init__()

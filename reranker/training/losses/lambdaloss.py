@@ -34,7 +34,7 @@ class LambdaLoss(nn.Module):
         Wang et al., "The LambdaLoss Framework for Ranking Metric Optimization" (CIKM 2018), NDCG-Loss2++.
     """
 
-    needs_teacher = False
+    teachers: dict[str, str] = {}  # reads no teacher column
 
     def __init__(self, mu: float = 10.0, sigma: float = 1.0) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from reranker.core.errors import InputError
 from reranker.training.losses.group_ce import check_positive, check_scores
+from reranker.training.losses.teachers import teacher_column
 
 TARGETS = ("labels", "teacher")
 
@@ -34,21 +35,20 @@ class ListNet(nn.Module):
         probability form of ListNet.
     """
 
-    needs_teacher = False
-
     def __init__(self, targets: str = "labels", temperature: float = 1.0) -> None:
         super().__init__()
         if targets not in TARGETS:
             raise InputError(f"loss.targets must be one of {', '.join(TARGETS)}, got {targets!r}")
         self.targets = targets
         self.temperature = check_positive("temperature", temperature)
-        self.needs_teacher = targets == "teacher"
+        # Config field -> the teacher column it reads; train() checks the data carries each.
+        self.teachers = {"loss.targets": "scores"} if targets == "teacher" else {}
 
     def forward(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
         """Mean over queries; ``scores`` is ``[B, G]``, the target ``[B, G]`` (NaN: an unscored passage)."""
         labels = batch["labels"]  # [B, G]
         check_scores(scores, labels)
-        target = batch["teacher_scores"] if self.targets == "teacher" else labels
+        target = teacher_column(batch, "scores") if self.targets == "teacher" else labels
         return masked_softmax_cross_entropy(scores.float(), target.float() / self.temperature)
 
 

@@ -22,7 +22,7 @@ class PListMLE(nn.Module):
         "Listwise Approach to Learning to Rank: Theory and Algorithm" (ICML 2008) for ListMLE.
     """
 
-    needs_teacher = False
+    teachers: dict[str, str] = {}  # reads no teacher column
 
     def forward(self, scores: torch.Tensor, batch: dict) -> torch.Tensor:
         """Mean over the queries of the batch; ``scores`` is ``[B, G]``."""

@@ -28,7 +28,7 @@ class RankNet(nn.Module):
         Burges et al., "Learning to Rank using Gradient Descent" (ICML 2005).
     """
 
-    needs_teacher = False
+    teachers: dict[str, str] = {}  # reads no teacher column
 
     def __init__(self, sigma: float = 1.0) -> None:
         super().__init__()
