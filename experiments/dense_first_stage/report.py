@@ -69,10 +69,7 @@ def reranker_table() -> str:
             path = HERE / "results" / f"{name}-{retriever}" / "end_to_end" / "results.json"
             results = json.loads(path.read_text())
             recall = results["first_stage_recall"]
-            first = (
-                f"{retriever}: {recall['recall']:.4f}, "
-                f"{results['table'][FIRST]['mrr@10']:.4f}"
-            )
+            first = f"{retriever}: {recall['recall']:.4f}, {results['table'][FIRST]['mrr@10']:.4f}"
             for arm in ARMS:
                 lines.append(
                     f"| {title} | {first} | {arm} | {cell(results, arm)} | {cell(results, f'{arm} fused')} |"
