@@ -27,7 +27,7 @@ from study_results import MRR
 from reranker.evaluation.evaluate import FIRST_STAGE, run
 from reranker.model.fusion import read_fusion
 from reranker.train import CONF_DIR, train
-from reranker.training.module import NonFiniteLossError
+from reranker.training.nonfinite import NonFiniteLossError
 
 HEALTH_LINES = ("training health:", "warning: training has collapsed")
 # The loss has left its starting plateau once it is below this share of its first logged value (for
