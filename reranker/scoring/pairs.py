@@ -76,7 +76,7 @@ class PairScoring:
         task: names the command in a shard folder's configuration, so two commands never share shards.
         chunk_size: pending pairs scored and committed to the cache at a time; None: all of them in one
             chunk, batched as a run without a cache batches them.
-        progress: a progress bar (pairs) on stderr.
+        progress: progress of the pending pairs on stderr (:class:`reranker.core.progress.Progress`).
     """
 
     def __init__(
@@ -123,8 +123,6 @@ class PairScoring:
         return self._cached(model, pairs)
 
     def _cached(self, model: str, pairs: list[Pair]) -> list[float]:
-        from tqdm.auto import tqdm
-
         unique = list(dict.fromkeys(pairs))
         dtype = self._dtype(model)
         if self.cache is None:
@@ -134,26 +132,23 @@ class PairScoring:
             identity = ("scores", score_key(model, self.max_length, dtype, self.seed))
         store = Cache(path)
         try:
-            bar = tqdm(total=len(unique), unit="pairs", file=sys.stderr, mininterval=1.0,
-                       disable=not self.progress)  # fmt: skip
-            with bar:
-                scores = cached_scores(
-                    unique,
-                    lambda chunk: self._scorer(model, dtype, len(unique)).score(chunk, self.batch_size),
-                    identity,
-                    store,
-                    chunk_size=self.chunk_size or max(len(unique), 1),
-                    progress=bar.update,
-                )
+            scores = cached_scores(
+                unique,
+                lambda chunk: self._scorer(model, dtype).score(chunk, self.batch_size),
+                identity,
+                store,
+                chunk_size=self.chunk_size or max(len(unique), 1),
+                progress="score pairs" if self.progress else None,
+            )
         finally:
             store.close()
         return [scores[pair] for pair in pairs]
 
-    def _scorer(self, model: str, dtype: str, count: int) -> pair_scorer.PairScorer:
+    def _scorer(self, model: str, dtype: str) -> pair_scorer.PairScorer:
         """The loaded model, loaded on first need; the one loaded before is let go first."""
         if self.loaded is None or self.loaded[0] != model:
             self.loaded = None
-            print(f"scoring {count} pairs with {model}", file=sys.stderr)
+            print(f"scoring pairs with {model}", file=sys.stderr)
             if self.seed is not None:
                 torch.manual_seed(self.seed)
             scorer = pair_scorer.PairScorer(
