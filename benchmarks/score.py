@@ -1,11 +1,11 @@
 """Scoring speed, side by side: ``python benchmarks/score.py [--workload english] [--pairs 3000] [--rounds 1]``.
 
-Runs ``Reranker.score`` (ours: torch, and ONNX Runtime float32 and int8), sentence-transformers'
-``CrossEncoder.predict`` (torch, and its ONNX backend with its own int8 file) and FlagEmbedding's
-``FlagReranker.compute_score`` on the same pairs and the same weights (``benchmarks/setup.py`` builds the
-folders and the ONNX files), each in its own process, alternating the order every round; prints a table:
-pairs/s (median over rounds), peak RSS, the largest and mean score difference to float32 torch, and the
-ratios the scoring goals name.
+Runs ours through the front end every command scores with (:class:`reranker.scoring.pairs.PairScoring`:
+torch, and ONNX Runtime float32 and int8), sentence-transformers' ``CrossEncoder.predict`` (torch, and its
+ONNX backend with its own int8 file) and FlagEmbedding's ``FlagReranker.compute_score`` on the same pairs
+and the same weights (``benchmarks/setup.py`` builds the folders and the ONNX files), each in its own
+process, alternating the order every round; prints a table: pairs/s (median over rounds), peak RSS, the
+largest and mean score difference to float32 torch, and the ratios the scoring goals name.
 """
 
 from __future__ import annotations

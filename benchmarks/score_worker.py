@@ -20,18 +20,16 @@ BATCH_SIZE = 64
 
 
 def scorer(system: str, model: str):
-    if system == "ours":
-        from reranker import Reranker
+    if system in ("ours", "ours-onnx", "ours-onnx-int8"):
+        # The front end every command scores through (one process, no cache file); the model loads in the
+        # warm-up pass. ONNX: the export's file, run by ONNX Runtime on the CPU.
+        from reranker.model.onnx_backend import ONNX_FILE, ONNX_FOLDER, QUANTIZED_FILE
+        from reranker.scoring.pairs import PairScoring
 
-        reranker = Reranker(model, max_length=MAX_LENGTH, device="cpu")
-        return lambda pairs: reranker.score(pairs, BATCH_SIZE)
-    if system in ("ours-onnx", "ours-onnx-int8"):
-        from reranker import Reranker
-        from reranker.model.onnx_backend import QUANTIZED_FILE
-
-        onnx_file = QUANTIZED_FILE if system == "ours-onnx-int8" else None
-        reranker = Reranker(model, max_length=MAX_LENGTH, backend="onnx", onnx_file=onnx_file)
-        return lambda pairs: reranker.score(pairs, BATCH_SIZE)
+        onnx_file = {"ours-onnx": ONNX_FILE, "ours-onnx-int8": QUANTIZED_FILE}.get(system)
+        path = f"{model}/{ONNX_FOLDER}/{onnx_file}" if onnx_file else model
+        scoring = PairScoring(max_length=MAX_LENGTH, batch_size=BATCH_SIZE, device="cpu")
+        return lambda pairs: scoring(path, pairs)
     if system == "sentence-transformers-onnx-int8":
         from pathlib import Path
 

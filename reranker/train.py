@@ -32,11 +32,11 @@ from reranker.serving.export import export_checkpoint, remove_export_leftovers
 from reranker.training.checkpoint_io import AtomicCheckpointIO, remove_partial_checkpoints
 from reranker.training.config import conf_dir, register_resolvers, unknown_config_choice
 from reranker.training.csv_logger import ResumableCSVLogger
+from reranker.training.fsdp import check_precision, is_fsdp
 from reranker.training.health import TrainingHealth
 from reranker.training.losses.teachers import missing_teacher_message
 from reranker.training.nonfinite import NonFiniteLossError
 from reranker.training.quiet import quiet_dependency_notices
-from reranker.training.sharding import check_precision, is_fsdp
 
 register_resolvers()
 # Absolute, so that Hydra finds the configs whether this module runs as a script (python -m reranker.train)

@@ -18,12 +18,11 @@ from sentence_transformers import CrossEncoder
 from transformers import pipeline
 
 from reranker import Reranker
-from reranker.evaluation.scoring import score_pairs
 from reranker.model.checkpoint import load_checkpoint
-from reranker.model.kinds import ModelKind
+from reranker.model.kinds import ModelKind, Scorer
 from reranker.model.loading import load_tokenizer
-from reranker.model.scoring import Scorer
 from reranker.preparation.prepare import main as prepare_main
+from reranker.scoring.pairs import score_pairs
 from reranker.serving.export import export_checkpoint
 from reranker.serving.model_card import render_model_card
 
@@ -135,7 +134,7 @@ def test_every_client_scores_as_validation_without_being_given_a_length(long_run
         expected = validation_scores(long_run, checkpoint, scored)
         assert_close(Reranker(checkpoint, device="cpu").score(scored), expected)
         assert_close(Reranker(export, device="cpu").score(scored), expected)
-        assert_close(score_pairs(scored, str(export), device="cpu"), expected)
+        assert_close(score_pairs(export, scored, device="cpu"), expected)
         assert_close(teacher_scores(export, scored, tmp_path), expected)
         assert_close(teacher_scores(checkpoint, scored, tmp_path), expected)
     assert "max_length" not in capsys.readouterr().err  # nothing overridden, nothing missing

@@ -195,7 +195,7 @@ def test_squad_negatives_and_validation_scores_come_from_the_given_retriever(tmp
 
 
 def test_scoring_model_length_defaults_to_the_models_own(tmp_path, monkeypatch):
-    import reranker.model.reranker_model as reranker_model
+    import reranker.model.pair_scorer as pair_scorer
 
     made = []
 
@@ -207,7 +207,7 @@ def test_scoring_model_length_defaults_to_the_models_own(tmp_path, monkeypatch):
         def score(self, pairs, batch_size):
             return [0.5 for _ in pairs]
 
-    monkeypatch.setattr(reranker_model, "RerankerModel", Recording)
+    monkeypatch.setattr(pair_scorer, "PairScorer", Recording)
     source = write_jsonl(
         tmp_path / "in.jsonl", [{"query": "서울", "pos": [CORPUS["p0"]], "neg": [CORPUS["p2"]]}]
     )

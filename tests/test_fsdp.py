@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 from test_train import compose_config, tiny_run_overrides
 
 from reranker.core.errors import InputError
+from reranker.training.fsdp import check_precision
 from reranker.training.module import RerankerModule
-from reranker.training.sharding import check_precision
 
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")
 ON_CPU = [

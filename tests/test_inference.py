@@ -4,7 +4,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker
 from reranker.core.errors import InputError
-from reranker.model.scoring import token_budget_batches
+from reranker.model.batching import token_budget_batches
 
 QUERY = "서울에 대한 질문 대한민국의 무엇인가"
 PASSAGES = [

@@ -153,7 +153,7 @@ def test_mine_command_with_a_cross_encoder_filter(tmp_path, tiny_bert, capsys):
 
 
 def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert, monkeypatch):
-    from reranker.model.reranker_model import RerankerModel as Reranker
+    from reranker.model.pair_scorer import PairScorer as Reranker
 
     records = [
         {"query": "서울", "pos": [CORPUS["p0"]], "neg": [CORPUS["p1"], CORPUS["p2"]], "type": "x"},

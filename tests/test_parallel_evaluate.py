@@ -14,8 +14,8 @@ import pytest
 from conftest import records_with_negatives, write_jsonl
 
 from reranker.evaluation.evaluate import main
-from reranker.evaluation.scoring import shard_name
-from reranker.model.reranker_model import RerankerModel
+from reranker.model.pair_scorer import PairScorer
+from reranker.scoring.shards import shard_name
 
 SHARD_SIZE = 5  # 12 queries: shards of 5, 5 and 2; 6 validation queries: shards of 5 and 1
 
@@ -63,13 +63,13 @@ def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tm
 
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, sets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
-    score = RerankerModel.score
+    score = PairScorer.score
 
     def recording(self, pairs, *args, **kwargs):
         scored.append(list(pairs))
         return score(self, pairs, *args, **kwargs)
 
-    monkeypatch.setattr(RerankerModel, "score", recording)
+    monkeypatch.setattr(PairScorer, "score", recording)
     out = tmp_path / "out"
     main(arguments(sets, wide_bert, out, devices=1))
     assert len(scored) == 3 + 2  # the evaluation set's shards, then the validation set's

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TOPICS, make_records, write_jsonl
 
-from reranker.model.reranker_model import RerankerModel
+from reranker.model.pair_scorer import PairScorer
 from reranker.preparation.prepare import main
 
 SHARD_SIZE = 5  # 18 queries: round 0 (the positives) in 4 shards, later rounds fewer
@@ -62,13 +62,13 @@ def test_two_processes_write_the_triplets_of_one(model_fixture, request, judged,
 
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, judged, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
-    score = RerankerModel.score
+    score = PairScorer.score
 
     def recording(self, pairs, *args, **kwargs):
         scored.append(list(pairs))
         return score(self, pairs, *args, **kwargs)
 
-    monkeypatch.setattr(RerankerModel, "score", recording)
+    monkeypatch.setattr(PairScorer, "score", recording)
     out = tmp_path / "out.jsonl"
     main(arguments(judged, wide_bert, out, devices=1))
     whole = out.read_bytes()

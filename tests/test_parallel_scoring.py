@@ -16,11 +16,11 @@ import pytest
 from conftest import records_with_negatives, write_jsonl
 
 from reranker.core.errors import InputError
-from reranker.model.reranker_model import RerankerModel
-from reranker.model.shards import ShardFolder
+from reranker.model.pair_scorer import PairScorer
 from reranker.preparation.prepare import main as prepare_main
 from reranker.preparation.prepare import parse_args
 from reranker.preparation.teacher import prepare_teacher
+from reranker.scoring.shards import ShardFolder
 
 SHARD_SIZE = 5  # 12 queries: shards of 5, 5 and 2; with 2 processes rank 0 scores shards 0 and 2
 
@@ -43,7 +43,7 @@ def read_records(path: Path) -> list[dict]:
 def expected_lines(input: Path, model: str) -> str:
     """The output as each shard of 5 queries scored alone (its unique pairs in one call) would give it."""
     records = read_records(input)
-    reranker = RerankerModel(model, device="cpu")
+    reranker = PairScorer(model, device="cpu")
     lines = []
     for start in range(0, len(records), SHARD_SIZE):
         shard = records[start : start + SHARD_SIZE]
@@ -88,13 +88,13 @@ def test_xlmr_teacher_scores_each_shard_alone(wide_xlmr, triplets, tmp_path):
 
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, triplets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
-    score = RerankerModel.score
+    score = PairScorer.score
 
     def recording(self, pairs, *args, **kwargs):
         scored.append(list(pairs))
         return score(self, pairs, *args, **kwargs)
 
-    monkeypatch.setattr(RerankerModel, "score", recording)
+    monkeypatch.setattr(PairScorer, "score", recording)
     out = tmp_path / "out.jsonl"
     teacher(triplets, wide_bert, out, devices=1)
     assert len(scored) == 3

@@ -10,8 +10,7 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
 from reranker.core.errors import InputError
-from reranker.model.kinds import ModelKind
-from reranker.model.scoring import Scorer
+from reranker.model.kinds import ModelKind, Scorer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PAIRS = [

@@ -59,7 +59,7 @@ def test_evaluation_and_preparation_check_fields_alike(tmp_path):
 
 def test_evaluate_cache_skips_pairs_scored_before(tiny_bert, tmp_path, monkeypatch):
     from reranker.evaluation.evaluate import main
-    from reranker.model.reranker_model import RerankerModel as Reranker
+    from reranker.model.pair_scorer import PairScorer as Reranker
 
     corpus = write_jsonl(
         tmp_path / "c.jsonl", [{"id": f"p{i}", "text": f"문서 {i}번 내용"} for i in range(4)]

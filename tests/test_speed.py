@@ -9,10 +9,10 @@ import torch
 from test_decoder import config_kind
 from transformers import AutoTokenizer
 
+from reranker.model.batching import padding_chunks, score_features, token_budget_batches
 from reranker.model.encoders import PairEncoder
-from reranker.model.kinds import ModelKind
+from reranker.model.kinds import ModelKind, Scorer
 from reranker.model.loading import set_padding_token
-from reranker.model.scoring import Scorer, padding_chunks, score_features, token_budget_batches
 from reranker.training.lengths import GroupLengths
 from reranker.training.module import RerankerModule
 from reranker.training.sampling import GroupSampler

@@ -2,17 +2,21 @@
 translation or scoring run resume, and a later run skip what an earlier one computed (``evaluate --cache``,
 ``prepare mine``/``teacher``/``translate``).
 
-Keys are SHA-256 digests of the parts that determine a result (backend, model, language pair, text; or model,
-length limit, pair), so a cache file can be shared by several models and language pairs. Every ``put`` is
+Keys are SHA-256 digests of the parts that determine a result (backend, model, language pair, text; or the
+scoring model's weights identity and options, pair: :func:`reranker.scoring.pairs.score_key`), so a cache file
+can be shared by several models and language pairs. Every ``put`` is
 committed at once: what a run finished before it was killed is never lost, and never computed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+from reranker.core.progress import Progress
 
 
 def cache_key(*parts: str) -> str:
@@ -62,25 +66,27 @@ def cached_scores(
     identity: Sequence[str],
     cache: Cache,
     chunk_size: int = 4096,
-    progress: Callable[[int], None] | None = None,
+    progress: str | None = None,
 ) -> dict[tuple[str, str], float]:
     """Scores of ``pairs``: from the cache where present, else from ``score`` in chunks committed one by one.
 
-    ``identity`` holds what determines a score besides the pair (the model, its length limit, ...). Pending
-    pairs go longest first, so a batch too large for memory fails at once.
+    ``identity`` holds what determines a score besides the pair (the model's weights, ...). Pending pairs go
+    longest first, so a batch too large for memory fails at once. ``progress``: the label of a
+    :class:`Progress` over the pending pairs (None: none).
     """
     keys = [cache_key(*identity, query, passage) for query, passage in pairs]
     cached = cache.get_many(keys)
     pending = sorted(
         (i for i, key in enumerate(keys) if key not in cached), key=lambda i: -sum(map(len, pairs[i]))
     )
-    for start in range(0, len(pending), chunk_size):
-        chunk = pending[start : start + chunk_size]
-        values = score([pairs[i] for i in chunk])
-        # repr() of a float reads back as the same float: cached and fresh runs write identical files.
-        items = [(keys[i], repr(float(v))) for i, v in zip(chunk, values, strict=True)]
-        cache.put_many(items)
-        cached.update(items)
-        if progress is not None:
-            progress(len(chunk))
+    with Progress(len(pending), progress, "pairs") if progress else contextlib.nullcontext() as bar:
+        for start in range(0, len(pending), chunk_size):
+            chunk = pending[start : start + chunk_size]
+            values = score([pairs[i] for i in chunk])
+            # repr() of a float reads back as the same float: cached and fresh runs write identical files.
+            items = [(keys[i], repr(float(v))) for i, v in zip(chunk, values, strict=True)]
+            cache.put_many(items)
+            cached.update(items)
+            if bar is not None:
+                bar.update(len(chunk))
     return {pair: float(cached[key]) for pair, key in zip(pairs, keys, strict=True)}

@@ -19,7 +19,7 @@ cross-validation on the evaluated queries (``reranker.evaluation.tuning``); each
 are a system too, tested against the first stage and against the system alone.
 
 ``--devices N`` (``--num-nodes``, ``--accelerator``, ``--shard-size``) scores over N processes a node, in
-resumable shards under ``OUT/shards/`` (:mod:`reranker.evaluation.scoring`); only global rank zero prints
+resumable shards under ``OUT/shards/`` (:mod:`reranker.scoring.pairs`); only global rank zero prints
 and writes, and ``results.json`` is the same bytes for any N.
 """
 
@@ -32,13 +32,13 @@ from pathlib import Path
 from reranker.core.errors import InputError
 from reranker.evaluation.evalsets import EvalSet, check_measurable, load_eval_set
 from reranker.evaluation.report import format_report, fused_name
-from reranker.evaluation.scoring import SetScorer, set_scorer, shard_name
 from reranker.evaluation.systems import System, read_systems
 from reranker.evaluation.tables import FIRST_STAGE, evaluate
 from reranker.evaluation.tuning import fused_run
 from reranker.model.fusion import METHODS, check_fusion
-from reranker.model.parallel_options import add_parallel_arguments
-from reranker.model.shards import SHARD_SIZE
+from reranker.scoring.options import add_parallel_arguments, parallel_options
+from reranker.scoring.pairs import PairScoring
+from reranker.scoring.shards import SHARD_SIZE, shard_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,21 +141,20 @@ def run(
     unknown = [name for pair in compare for name in pair if name not in names]
     if unknown:
         raise InputError(f"--compare names unknown rows {unknown}; rows are {names}")
-    score = set_scorer(
+    score = PairScoring(
         max_length=max_length,
         batch_size=batch_size,
         seed=seed,
         device=device,
+        dtype="float32",
         cache=cache,
-        devices=devices,
-        num_nodes=num_nodes,
-        accelerator=accelerator,
-        shard_size=shard_size,
+        parallel=parallel_options(devices, num_nodes, accelerator, shard_size),
         shards=shards,
+        task="evaluate",
     )
     runs, validation_runs = score_runs(score, systems, eval_set, validation)
     if devices is not None and systems:
-        from reranker.model.parallel_scoring import leave_scoring_processes
+        from reranker.scoring.engine import leave_scoring_processes
 
         if not leave_scoring_processes():
             return None  # a data-parallel rank other than global rank zero: rank zero reports
@@ -192,7 +191,7 @@ def run(
 
 
 def score_runs(
-    score: SetScorer, systems: list[System], eval_set: EvalSet, validation: EvalSet | None
+    score: PairScoring, systems: list[System], eval_set: EvalSet, validation: EvalSet | None
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Every run's scores of the evaluation set and, when given, of the fusion validation set (``pairs()``
     order; None on a data-parallel rank other than zero). The one place where ``evaluate`` scores."""
@@ -202,7 +201,8 @@ def score_runs(
             continue
         for system in systems:
             for row, path in system.runs.items():
-                scored[prefix][row] = score(data, path, prefix + shard_name(row))
+                sizes = [len(candidates) for candidates in data.candidates]  # one group a query
+                scored[prefix][row] = score(path, data.pairs(), sizes, prefix + shard_name(row))
     return scored[""], scored["fusion-val/"]
 
 

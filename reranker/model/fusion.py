@@ -11,7 +11,7 @@ already got right; mixing in the first stage's scores keeps what each is good at
 
 ``a`` is the weight of the reranker: ``a = 0`` ranks exactly as the first stage, ``a = 1`` exactly as the
 reranker (both are returned as the raw scores, so no rounding can reorder them). A chosen mix is
-recorded as ``fusion.json`` beside exported weights, which :class:`~reranker.model.reranker_model.RerankerModel`
+recorded as ``fusion.json`` beside exported weights, which :class:`~reranker.model.pair_scorer.PairScorer`
 applies by default.
 
 References:

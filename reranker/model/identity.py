@@ -1,7 +1,9 @@
 """What identifies a model's weights on disk, for caches and shard folders that must not mix two models.
 
 A model folder is identified by each config, tokenizer and weight file's size and SHA-256 (of the whole
-file up to 16 MiB, of 16 evenly spread 64 KiB blocks beyond), a checkpoint file by its own.
+file up to 16 MiB, of 16 evenly spread 64 KiB blocks beyond), a checkpoint file by its own, one ONNX file of
+an export by the export's files and its own. The scoring contract (``reranker.json``) is one of a folder's
+files and travels inside a checkpoint, so what decides a score is part of the identity.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from reranker.model.loading import resolve_model_path
+from reranker.model.onnx_backend import split_onnx_path
 
 SMALL_FILE = 16 << 20  # files up to this size are hashed whole
 SAMPLES, SAMPLE_SIZE = 16, 64 << 10
@@ -62,10 +65,20 @@ def model_identity(name: str, folder: Path | None) -> dict:
     }
 
 
+def file_identity(path: Path) -> dict:
+    """A single model file (a ``.ckpt``, an ``.onnx``): its path, size and digest."""
+    path = path.resolve()
+    return {"path": str(path), "size": path.stat().st_size, "sha256": file_digest(path)}
+
+
 def weights_identity(name_or_path: str) -> dict:
-    """:func:`model_identity` of a model folder or hub name, or of a Lightning ``.ckpt`` file."""
+    """:func:`model_identity` of a model folder or hub name, of a Lightning ``.ckpt`` file, or of one ONNX
+    file of an export (``EXPORT/onnx/FILE.onnx``: the export's files and that file)."""
     name_or_path = str(name_or_path)
     if name_or_path.endswith(".ckpt"):
-        path = Path(name_or_path).resolve()
-        return {"path": str(path), "size": path.stat().st_size, "sha256": file_digest(path)}
+        return file_identity(Path(name_or_path))
+    onnx = split_onnx_path(name_or_path)
+    if onnx is not None:
+        folder = onnx[0]
+        return {**model_identity(folder, model_folder(folder)), "onnx": file_identity(Path(name_or_path))}
     return model_identity(name_or_path, model_folder(name_or_path))

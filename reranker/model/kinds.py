@@ -12,7 +12,8 @@ no_token}``) builds one of:
 
 Each class owns what differs between kinds: which auto class to load or build, how a pair is
 tokenised, how features are scored, which heads LoRA trains in full, what an export adds for other
-clients, and what the model card says.
+clients, and what the model card says. :class:`Scorer` binds a kind to a tokenizer for training's and
+:class:`~reranker.model.pair_scorer.PairScorer`'s forward passes.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from transformers import (
 )
 
 from reranker.core.errors import InputError
+from reranker.model.batching import score_features
 from reranker.model.encoders import PairEncoder
 from reranker.model.loading import load_cross_encoder, resolve_model_path, set_padding_token
 from reranker.model.prompts import PromptTemplate, TemplateEncoder, chat_template
-from reranker.model.scoring import score_features
 
 FORMS = ("classifier", "yes_no")
 # The one output of a classification head is the relevance logit; pipelines show this name beside it.
@@ -267,3 +268,26 @@ class YesNoDecoder(ModelKind):
     def prepare_export(self, config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         set_padding_token(tokenizer).chat_template = chat_template(self.template)
         tokenizer.padding_side = self.padding_side
+
+
+class Scorer:
+    """Scores tokenised pairs with a model of a given kind: relevance logits ``[N]``.
+
+    The kind decides how (:meth:`ModelKind.score`). ``max_tokens`` (``model.forward_max_tokens``) runs
+    right-padded pairs (encoders) in length-sorted chunks, see :func:`score_features`. Prompts are padded on
+    the left and always run in one pass.
+    """
+
+    def __init__(
+        self, kind: ModelKind, tokenizer: PreTrainedTokenizerBase, max_tokens: int | None = None
+    ) -> None:
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+        ):
+            raise InputError(f"model.forward_max_tokens must be an integer >= 1 or null, got {max_tokens!r}")
+        self.kind = kind
+        self.max_tokens = max_tokens
+        self.token_ids = kind.token_ids(tokenizer)  # checks a yes/no kind's tokens now
+
+    def __call__(self, model: nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.kind.score(model, features, self.max_tokens, self.token_ids)  # [N]

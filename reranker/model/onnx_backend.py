@@ -1,8 +1,8 @@
-"""Score an encoder cross-encoder through ONNX Runtime: ``RerankerModel(path, backend="onnx")``.
+"""Score an encoder cross-encoder through ONNX Runtime: ``PairScorer(path, backend="onnx")``.
 
 Only the forward pass changes: :class:`OnnxClassifier` stands where the torch model stands, so
 tokenisation, truncation, batching and normalisation stay those of
-:class:`~reranker.model.reranker_model.RerankerModel` under the model's scoring contract.
+:class:`~reranker.model.pair_scorer.PairScorer` under the model's scoring contract.
 
 An export holds its ONNX files in the layout sentence-transformers' ``CrossEncoder(path, backend="onnx")``
 loads (``model_kwargs={"file_name": QUANTIZED_FILE}`` for the int8 one):

@@ -1,23 +1,28 @@
 """``prepare mine``: hard negatives for judged queries from a first stage, with first-stage margins and an
 optional cross-encoder false-negative filter (the rules are in :mod:`reranker.preparation.mining`).
 
+The filter scores through :mod:`reranker.scoring.pairs`: in one process with the score cache (``--cache``,
+keyed by the filter model's weights; shared with ``prepare teacher`` and ``evaluate``).
+
 With ``--devices N`` (and ``--num-nodes``) the filter scores over N processes a node: every process runs the
 (deterministic) first stage and the filter's rounds, each round's pairs are scored in shards of
-``--shard-size`` queries in ``OUT.shards/round-K/`` and read back by every process, and only global rank zero
-writes ``OUT``, the same bytes for any N. A killed run resumes from the finished shards."""
+``--shard-size`` queries (a run of pairs with the same query) in ``OUT.shards/round-K/`` and read back by
+every process, and only global rank zero writes ``OUT``, the same bytes for any N. A killed run replays the
+same rounds and resumes from the finished shards."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 from reranker.core.errors import InputError
-from reranker.model.parallel_options import add_parallel_arguments, check_parallel_options
-from reranker.model.shards import SHARD_SIZE
 from reranker.preparation import mining
 from reranker.preparation.records import read_judged_queries, write_jsonl
 from reranker.preparation.retrievers import RetrieverSpec, add_retriever_arguments
-from reranker.preparation.scoring import add_scoring_arguments, cached_scorer, sharded_scorer
+from reranker.scoring.options import add_parallel_arguments, add_scoring_arguments, parallel_options
+from reranker.scoring.pairs import PairScoring
+from reranker.scoring.shards import SHARD_SIZE
 
 HELP = "hard negatives from a first stage (BM25 by default), optionally filtered by a cross-encoder"
 
@@ -89,8 +94,11 @@ def prepare_mine(
     the filter model; ``retriever_options`` are :func:`build_retriever`'s. With ``devices``: the filter
     scores over processes (see the module docstring); every rank but global rank zero returns None and
     writes nothing."""
-    check_parallel_options(devices, device, cache)
-    if devices is not None and not filter_model:
+    parallel = parallel_options(devices, num_nodes, accelerator, shard_size)
+    scoring = PairScoring(max_length=max_length, batch_size=batch_size, device=device, dtype=dtype, cache=cache,
+                          parallel=parallel, shards=f"{out}.shards", task="mine", chunk_size=8 * batch_size,
+                          progress=True)  # fmt: skip
+    if parallel is not None and not filter_model:
         raise InputError("--devices scores the --filter-model's pairs over processes; give --filter-model")
     judged, passages, unjudged = read_judged_queries(queries, corpus, qrels)
     if max_queries is not None:
@@ -100,25 +108,21 @@ def prepare_mine(
     window = (window[0], window[1])
     mining.check_options(window, num_hard_negatives, num_random_negatives, filter_margin, filter_scale,
                          absolute_margin, relative_margin, max_score, len(passages))  # fmt: skip
-    score, store = None, None
-    if filter_model and devices is not None:
-        parallel = dict(devices=devices, num_nodes=num_nodes, accelerator=accelerator, shard_size=shard_size)
-        score = sharded_scorer(filter_model, f"{out}.shards", max_length=max_length, batch_size=batch_size,
-                               dtype=dtype, **parallel)  # fmt: skip
-    elif filter_model:
-        score, store = cached_scorer(filter_model, cache, max_length, batch_size, device, dtype)
-    try:
-        triplets, summary = mining.mine(
-            judged, passages, window, num_hard_negatives, num_random_negatives, bm25_tokenizer, seed, score,
-            filter_margin, filter_scale, filter_max_candidates, absolute_margin=absolute_margin,
-            relative_margin=relative_margin, max_score=max_score, retriever=retriever,
-            retriever_options=retriever_options,
-        )  # fmt: skip
-    finally:
-        if store is not None:
-            store.close()
-    if devices is not None:
-        from reranker.model.parallel_scoring import leave_scoring_processes
+    rounds = itertools.count()
+
+    def score(pairs: list[tuple[str, str]]) -> list[float]:
+        # Over processes, the K-th call is round K of the filter: its shards in OUT.shards/round-K; every
+        # rank gets the scores, as each needs them to draw the next round.
+        return scoring(filter_model, pairs, shards=f"round-{next(rounds)}", every_rank=True)
+
+    triplets, summary = mining.mine(
+        judged, passages, window, num_hard_negatives, num_random_negatives, bm25_tokenizer, seed,
+        score if filter_model else None, filter_margin, filter_scale, filter_max_candidates,
+        absolute_margin=absolute_margin, relative_margin=relative_margin, max_score=max_score,
+        retriever=retriever, retriever_options=retriever_options,
+    )  # fmt: skip
+    if parallel is not None:
+        from reranker.scoring.engine import leave_scoring_processes
 
         if not leave_scoring_processes():
             return None

@@ -3,25 +3,25 @@
 The field names are FlagEmbedding's, so a file prepared here trains FlagEmbedding's distillation and a file
 prepared for it trains here. Each score is the teacher's raw logit for ``(query, passage)``, aligned with the
 ``pos`` and ``neg`` lists (existing scores are replaced). Scores are per text, so the teacher's tokenizer
-may differ from the student's. Pairs go through the score cache (:mod:`reranker.preparation.scoring`;
-default ``OUT.scores.sqlite``), so a killed run resumes where it stopped.
+may differ from the student's. Pairs are scored through :mod:`reranker.scoring.pairs`, with the score cache
+(default ``OUT.scores.sqlite``, keyed by the teacher's weights), so a killed run resumes where it stopped.
 
 With ``--devices N`` (and ``--num-nodes``) the triplets are scored over N processes per node on Lightning's
-predict loop (:mod:`reranker.model.parallel_scoring`), in shards of ``--shard-size`` triplets written to
-``OUT.shards/``: a killed run resumes from its finished shards, and ``OUT`` is byte-identical for any number
-of processes (``--devices 1`` included).
+predict loop (:mod:`reranker.scoring.engine`), one group a triplet, in shards of ``--shard-size`` triplets
+written to ``OUT.shards/``: a killed run resumes from its finished shards, and ``OUT`` is byte-identical for
+any number of processes (``--devices 1`` included).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from reranker.model.parallel_options import add_parallel_arguments, check_parallel_options
-from reranker.model.shards import SHARD_SIZE
 from reranker.preparation.records import read_triplet_records, write_jsonl
-from reranker.preparation.scoring import add_scoring_arguments, cached_scorer, pairs_of
+from reranker.scoring.options import add_parallel_arguments, add_scoring_arguments, parallel_options
+from reranker.scoring.pairs import PairScoring
+from reranker.scoring.shards import SHARD_SIZE
 
 HELP = "add pos_scores/neg_scores from a teacher cross-encoder"
 
@@ -34,13 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_parallel_arguments(parser)
 
 
-def with_scores(records: Sequence[dict], scores: dict[tuple[str, str], float]) -> list[dict]:
-    """Records with ``pos_scores``/``neg_scores`` aligned with ``pos``/``neg``."""
+def passages_of(record: dict) -> list[str]:
+    """A triplet's passages, its positives then its negatives: one group of pairs."""
+    return [*record["pos"], *record.get("neg", [])]
+
+
+def with_scores(records: Sequence[dict], scores: Iterable[float]) -> list[dict]:
+    """Records with ``pos_scores``/``neg_scores`` aligned with ``pos``/``neg``, from ``scores`` in
+    :func:`passages_of` order, record after record."""
+    scores = iter(scores)
     out = []
     for record in records:
         new = dict(record)
-        new["pos_scores"] = [scores[(record["query"], p)] for p in record["pos"]]
-        new["neg_scores"] = [scores[(record["query"], n)] for n in record.get("neg", [])]
+        new["pos_scores"] = [next(scores) for _ in record["pos"]]
+        new["neg_scores"] = [next(scores) for _ in record.get("neg", [])]
         out.append(new)
     return out
 
@@ -62,35 +69,16 @@ def prepare_teacher(
     """Write ``input``'s triplets with the teacher's scores to ``out``; returns the counts.
     ``max_length`` None: the length recorded with the teacher. With ``devices``: sharded over processes
     (see the module docstring); every rank but global rank zero returns None and writes nothing."""
-    check_parallel_options(devices, device, cache)
+    parallel = parallel_options(devices, num_nodes, accelerator, shard_size)
+    scoring = PairScoring(max_length=max_length, batch_size=batch_size, device=device, dtype=dtype,
+                          cache=cache if parallel is not None else cache or f"{out}.scores.sqlite",
+                          parallel=parallel, shards=f"{out}.shards", task="teacher",
+                          chunk_size=8 * batch_size, progress=True)  # fmt: skip
     records = read_triplet_records(input)
-    if devices is not None:
-        parallel = dict(devices=devices, num_nodes=num_nodes, accelerator=accelerator, shard_size=shard_size)
-        return _sharded(
-            records, model, out, max_length=max_length, batch_size=batch_size, dtype=dtype, **parallel
-        )
-    score, store = cached_scorer(
-        model, cache or f"{out}.scores.sqlite", max_length, batch_size, device, dtype
-    )
-    try:
-        pairs = pairs_of(records)
-        scores = dict(zip(pairs, score(pairs), strict=True))
-    finally:
-        store.close()
-    write_jsonl(out, with_scores(records, scores))
-    return {"triplets": len(records), "pairs": len(pairs)}
-
-
-def _sharded(records: list[dict], model: str, out: str | Path, **scoring) -> dict | None:
-    """One group a triplet (its positives, then its negatives), scored shard by shard in ``OUT.shards``."""
-    from reranker.model.parallel_scoring import score_groups
-
-    groups = [[(r["query"], p) for p in (*r["pos"], *r.get("neg", []))] for r in records]
-    scores = score_groups(groups, model, f"{out}.shards", "teacher", **scoring)
+    pairs = [(record["query"], passage) for record in records for passage in passages_of(record)]
+    scores = scoring(model, pairs, group_sizes=[len(passages_of(record)) for record in records])
     if scores is None:
         return None
-    for record, group in zip(records, scores, strict=True):
-        record["pos_scores"] = group[: len(record["pos"])]
-        record["neg_scores"] = group[len(record["pos"]) :]
-    write_jsonl(out, records)
-    return {"triplets": len(records), "pairs": len(pairs_of(records)), "shards": f"{out}.shards"}
+    write_jsonl(out, with_scores(records, scores))
+    summary = {"triplets": len(records), "pairs": len(set(pairs))}
+    return summary if parallel is None else {**summary, "shards": f"{out}.shards"}

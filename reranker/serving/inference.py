@@ -8,7 +8,7 @@ from typing import NamedTuple
 from reranker.core.errors import InputError
 from reranker.core.scores import check_scores
 from reranker.model.fusion import Fusion, fuse_one
-from reranker.model.reranker_model import RerankerModel
+from reranker.model.pair_scorer import PairScorer
 
 # Without a recorded mix, reciprocal-rank fusion: it has no weight that would need tuning.
 DEFAULT_FUSION = Fusion("rrf", None)
@@ -19,9 +19,9 @@ class RankedPassage(NamedTuple):
     score: float
 
 
-class Reranker(RerankerModel):
+class Reranker(PairScorer):
     """A reranker for inference, from a Hugging Face folder, a hub name or a Lightning checkpoint: the
-    scoring of :class:`~reranker.model.reranker_model.RerankerModel` (same arguments) and :meth:`rerank`,
+    scoring of :class:`~reranker.model.pair_scorer.PairScorer` (same arguments) and :meth:`rerank`,
     which also mixes in first-stage scores with the fusion recorded with the model (:attr:`fusion`).
     """
 

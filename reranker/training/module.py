@@ -10,9 +10,8 @@ from torch import nn
 from reranker.core.errors import InputError
 from reranker.model.adapters import LoraSettings, apply_lora
 from reranker.model.dropout import apply_dropout, check_dropout
-from reranker.model.kinds import ModelKind
+from reranker.model.kinds import ModelKind, Scorer
 from reranker.model.loading import load_tokenizer, set_padding_token
-from reranker.model.scoring import Scorer
 from reranker.training.checkpoint_payload import add_model_files, add_rng_states, restore_rng_states
 from reranker.training.losses import GroupCrossEntropy
 from reranker.training.nonfinite import NonFiniteLossGuard

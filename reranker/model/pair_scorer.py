@@ -1,6 +1,8 @@
-"""A trained reranker loaded for scoring: ``RerankerModel(path).score(pairs)`` under the model's scoring contract.
+"""A trained reranker loaded for scoring: ``PairScorer(path).score(pairs)`` under the model's scoring contract.
 
-Evaluation, preparation (mining filters, teacher scores) and serving all score through this class.
+How one model turns a list of pairs into scores. Serving's ``Reranker`` is this class with ``rerank``; the
+commands that score many pairs (evaluate, ``prepare teacher``, ``prepare mine``'s filter) load it through
+:mod:`reranker.scoring`, which adds the score cache and the shards over processes.
 """
 
 from __future__ import annotations
@@ -13,19 +15,19 @@ import torch
 
 from reranker.core.errors import InputError
 from reranker.model.adapters import adapter_base, is_adapter_folder, load_adapter, merged
+from reranker.model.batching import token_budget_batches
 from reranker.model.checkpoint import load_checkpoint
 from reranker.model.contract import model_limit, read_contract
-from reranker.model.kinds import ModelKind
+from reranker.model.kinds import ModelKind, Scorer
 from reranker.model.loading import load_tokenizer, resolve_model_path, set_padding_token
 from reranker.model.onnx_backend import load_onnx, split_onnx_path
-from reranker.model.scoring import Scorer, token_budget_batches
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 NORMALIZATIONS = (None, "sigmoid", "softmax")
 BACKENDS = ("torch", "onnx")
 
 
-class RerankerModel:
+class PairScorer:
     """A reranker for scoring, from a Hugging Face folder, a hub name or a Lightning checkpoint.
 
     It scores as the model's scoring contract says (:mod:`reranker.model.contract`: kind, lengths,
@@ -142,7 +144,7 @@ class RerankerModel:
                 the same query text), as the ``exp_normalize`` of the common transformers recipe.
             max_tokens: most tokens per forward pass, padding included (a batch holds at least one pair).
         """
-        _check_pairs(pairs)
+        check_pairs(pairs)
         if normalize not in NORMALIZATIONS:
             raise InputError(f"normalize must be one of None, 'sigmoid', 'softmax'; got {normalize!r}")
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
@@ -190,7 +192,8 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _check_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+def check_pairs(pairs: Sequence[tuple[str, str]]) -> None:
+    """A list of ``(query, passage)`` pairs of strings, or an error naming the first that is not one."""
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
         raise InputError(f"pairs must be a list of (query, passage) pairs, got {type(pairs).__name__}")
     for index, pair in enumerate(pairs):

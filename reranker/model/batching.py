@@ -1,39 +1,9 @@
-"""Score tokenised pairs with a model of a given kind, and plan batches and chunks by length."""
+"""Batches and chunks planned by token count, and a classifier's forward pass over right-padded pairs in
+chunks: the mechanics every kind's scoring and :meth:`PairScorer.score` share, apart from the kinds."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
-from transformers import PreTrainedTokenizerBase
-
-from reranker.core.errors import InputError
-
-if TYPE_CHECKING:  # kinds.py builds its scorers from score_features below
-    from reranker.model.kinds import ModelKind
-
-
-class Scorer:
-    """Scores tokenised pairs with a model of a given kind: relevance logits ``[N]``.
-
-    The kind decides how (:meth:`ModelKind.score`). ``max_tokens`` (``model.forward_max_tokens``) runs
-    right-padded pairs (encoders) in length-sorted chunks, see :func:`score_features`. Prompts are padded on
-    the left and always run in one pass.
-    """
-
-    def __init__(
-        self, kind: ModelKind, tokenizer: PreTrainedTokenizerBase, max_tokens: int | None = None
-    ) -> None:
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-        ):
-            raise InputError(f"model.forward_max_tokens must be an integer >= 1 or null, got {max_tokens!r}")
-        self.kind = kind
-        self.max_tokens = max_tokens
-        self.token_ids = kind.token_ids(tokenizer)  # checks a yes/no kind's tokens now
-
-    def __call__(self, model: torch.nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.kind.score(model, features, self.max_tokens, self.token_ids)  # [N]
 
 
 def score_features(

@@ -2,10 +2,12 @@
 
 Lightning's predict loop under the DDP strategy is the launcher training already uses (``trainer=ddp``,
 Slurm's environment read as is, the ``slurm/`` scripts), so scoring on 8 GPUs or 4 nodes needs no other
-tool. Shards (:mod:`reranker.model.shards`) are cut by query, ``shard_size`` groups each; process ``r`` of
+tool. Shards (:mod:`reranker.scoring.shards`) are cut by query, ``shard_size`` groups each; process ``r`` of
 ``W`` scores every ``W``-th unfinished shard from the ``r``-th, and batches within its shard only (pairs
-sorted by token count, as :meth:`RerankerModel.score` does), so every shard's scores, and the merged
+sorted by token count, as :meth:`PairScorer.score` does), so every shard's scores, and the merged
 result, are the same bytes whatever ``W`` is. Each process writes its shards whole; rank zero merges.
+
+Commands reach it through :class:`reranker.scoring.pairs.PairScoring` with :class:`ParallelOptions`.
 """
 
 from __future__ import annotations
@@ -23,19 +25,18 @@ from torch.utils.data import DataLoader
 
 from reranker.core.errors import InputError
 from reranker.model.identity import weights_identity
-from reranker.model.reranker_model import RerankerModel
-from reranker.model.shards import SHARD_SIZE, ShardFolder, pairs_identity
+from reranker.model.pair_scorer import PairScorer
+from reranker.scoring.options import ParallelOptions, scoring_dtype
+from reranker.scoring.shards import ShardFolder, pairs_identity
 
 Group = Sequence[tuple[str, str]]
-MAX_TOKENS = 8192  # RerankerModel.score's default: part of the batching, so part of the configuration
+MAX_TOKENS = 8192  # PairScorer.score's default: part of the batching, so part of the configuration
 
 
 class ShardScoring(L.LightningModule):
     """One predict step scores one shard: its groups' unique pairs, batched within the shard."""
 
-    def __init__(
-        self, reranker: RerankerModel, groups: Sequence[Group], shards: ShardFolder, batch_size: int
-    ):
+    def __init__(self, reranker: PairScorer, groups: Sequence[Group], shards: ShardFolder, batch_size: int):
         super().__init__()
         self.model = reranker.model  # a submodule: the strategy moves it to this process's device
         self.reranker, self.groups, self.shards, self.batch_size = reranker, groups, shards, batch_size
@@ -94,13 +95,10 @@ def score_groups(
     model: str,
     folder: str | Path,
     task: str,
-    devices: int = 1,
-    num_nodes: int = 1,
-    accelerator: str = "auto",
+    parallel: ParallelOptions | None = None,
     max_length: int | None = None,
     batch_size: int = 32,
     dtype: str | None = None,
-    shard_size: int = SHARD_SIZE,
     seed: int | None = None,
     every_rank: bool = False,
 ) -> list[list[float]] | None:
@@ -110,14 +108,17 @@ def score_groups(
     on every rank with ``every_rank`` (each reads the merged shards after the barrier: for a command whose
     ranks need the scores to go on). ``task`` names the command in the folder's configuration, so two
     commands never share shards. ``seed`` seeds torch before the model loads (a base model's new head is
-    initialised at random: the same head on every rank) and is recorded in the configuration.
+    initialised at random: the same head on every rank) and is recorded in the configuration. ``dtype``
+    None: float16 on GPU, float32 on CPU.
     """
+    parallel = parallel or ParallelOptions()  # one process
+    devices, num_nodes, shard_size = parallel.devices, parallel.num_nodes, parallel.shard_size
     for name, value in (("devices", devices), ("num_nodes", num_nodes), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(f"{name} must be an integer >= 1, got {value!r}")
     world = devices * num_nodes
     trainer = L.Trainer(
-        accelerator=accelerator,
+        accelerator=parallel.accelerator,
         devices=devices,
         num_nodes=num_nodes,
         strategy="ddp" if world > 1 else "auto",
@@ -130,10 +131,10 @@ def score_groups(
         default_root_dir=str(folder),
     )
     on_gpu = isinstance(trainer.accelerator, CUDAAccelerator)
-    dtype = dtype or ("float16" if on_gpu else "float32")
+    dtype = scoring_dtype(dtype, on_gpu)
     if seed is not None:
         torch.manual_seed(seed)
-    reranker = RerankerModel(model, max_length=max_length, device="cpu", dtype=dtype)
+    reranker = PairScorer(model, max_length=max_length, device="cpu", dtype=dtype)
     config = {
         "task": task,
         "model": weights_identity(model),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def pairs_identity(groups: Sequence[Sequence[tuple[str, str]]]) -> dict:
                 digest.update(len(data).to_bytes(8, "little"))
                 digest.update(data)
     return {"groups": len(groups), "pairs": sum(map(len, groups)), "sha256": digest.hexdigest()}
+
+
+def shard_name(name: str) -> str:
+    """A folder name for a model's shards from its name (which may be a path or a hub name): readable, and
+    unique by a digest."""
+    readable = re.sub(r"[^\w.-]+", "_", name).lstrip(".")[:64]
+    return f"{readable}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def shard_ranges(num_groups: int, shard_size: int) -> list[range]:
