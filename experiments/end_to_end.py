@@ -36,12 +36,20 @@ from reranker.evaluation.tables import FIRST_STAGE, evaluate
 SEEDED_ROW = r"^(?P<system>.+?) s\d+(?P<fused> fused)?$"
 
 
+def list_depth(recorded: dict) -> int:
+    """The length of every recorded candidate list (top-k lists: the same for every query)."""
+    depth, rest = divmod(recorded["candidates"], recorded["queries"])
+    if rest:
+        raise SystemExit("error: the recorded lists differ in length; only top-k lists can be restated")
+    return depth
+
+
 def retrieved_flags(candidates: Path, recorded: dict) -> dict[str, bool]:
     """``{qid: the first stage retrieved a gold}`` from a rebuilt candidates file, checked against the record."""
     first_stage = dict(
         zip(recorded["per_query"]["qids"], recorded["per_query"][FIRST_STAGE]["rank"], strict=True)
     )
-    depth = max(first_stage.values())
+    depth = list_depth(recorded)
     flags = {}
     for line in candidates.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
@@ -62,7 +70,7 @@ def synthetic_set(recorded: dict, retrieved: dict[str, bool]) -> EvalSet:
     """Lists of ``depth`` placeholder candidates with the gold where the first stage ranked it (a missed gold
     where it was forced in, flagged ``forced``): ranks, not texts, decide every metric."""
     qids = recorded["per_query"]["qids"]
-    depth = max(recorded["per_query"][FIRST_STAGE]["rank"])
+    depth = list_depth(recorded)
     relevant = [[position + 1 == rank for position in range(depth)]
                 for rank in recorded["per_query"][FIRST_STAGE]["rank"]]  # fmt: skip
     candidates = [[f"{qid}/{position}" for position in range(depth)] for qid in qids]

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- figures (\S+?):(\w+) -->\n)(.*?)(<!-- /figures -->)", re.DOTALL)
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
-# Inline code and version numbers are not figures.
-NOT_FIGURES = re.compile(r"`[^`\n]*`|\b(?:Python|version|v)\s*\d+(?:\.\d+)+")
+# Inline code, version numbers and constants such as ln 8 = 2.08 are not figures.
+NOT_FIGURES = re.compile(r"`[^`\n]*`|\b(?:Python|version|v)\s*\d+(?:\.\d+)+|\bln \d+ = \d+\.\d+")
 FIGURE = re.compile(r"(?<![\w.])[+\-−]?(\d+\.\d{2,})(?![\w.]*\d)")
 # Committed result files whose numbers a document may quote outside its generated blocks.
 SOURCES = {
@@ -79,7 +79,9 @@ def source_files(document: Path) -> list[Path]:
             not pattern.startswith("experiments/") or relative == pattern.format(name=name)
         ):
             globs += [source.format(name=name) for source in sources]
-    return sorted({p for g in globs for p in ROOT.glob(g) if p.is_file() and p != document})
+    # Committed files only: an experiment's git-ignored work/ folder is no source.
+    found = {p for g in globs for p in ROOT.glob(g) if p.is_file() and p != document}
+    return sorted(p for p in found if "work" not in p.relative_to(ROOT).parts)
 
 
 def numbers_in(text: str) -> Iterator[float]:

@@ -24,8 +24,10 @@ def table(results_dir: Path = HERE / "results") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for seed, run in load(results_dir).items():
-        curve = " / ".join(f"{v['mrr@10']:.3f}" for v in run["validations"])
-        minutes = f"{run['seconds'] / 60:.1f}" if run.get("seconds") else "?"
+        # One value a validation step (the best checkpoint's re-validation repeats the last one).
+        by_step = {v["step"]: v["mrr@10"] for v in run["validations"] if v["step"] > 0}
+        curve = " / ".join(f"{value:.3f}" for value in by_step.values())
+        minutes = f"{run['seconds'] / 60:.1f}" if run.get("seconds") else "not timed"
         name = f"{seed} (default)" if seed == 42 else str(seed)
         lines.append(
             f"| {name} | {run['before']['mrr@10']:.4f} | {run['after']['mrr@10']:.4f} | "
