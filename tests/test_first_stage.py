@@ -12,8 +12,8 @@ import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import TOPICS, make_records, write_jsonl
-from test_train import compose_config, run_cli, tiny_run_overrides
+from conftest import TOPICS, make_records, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 
 from reranker.core.tables import metric_order
 from reranker.evaluation.evalsets import load_eval_set, read_triplet_eval
@@ -203,7 +203,7 @@ def test_two_processes_report_the_first_stage_and_paired_tests_of_one(tiny_bert,
         for o in tiny_run_overrides(tiny_bert, str(train_file), str(val_file), output)
         if not o.startswith("paths.output_dir")
     ] + ["data.val_batch_size=2", "trainer.max_epochs=1"]
-    result = run_cli(
+    result = run_train_cli(
         *overrides,
         "trainer.accelerator=cpu",
         "trainer.devices=2",
