@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,21 +75,32 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def _texts() -> list[str]:
+def fixture_texts() -> list[str]:
+    """Every query and passage of :func:`make_records`: what the tiny tokenizers were trained on."""
     texts = []
     for record in make_records():
         texts += [record["query"], *record["pos"], *record["neg"]]
     return texts
 
 
+# The tiny tokenizers' vocabularies, recorded from one training run (fixtures/make_tiny_vocab.py writes
+# them): trained anew, they would differ from run to run, and so would every tiny model's scores.
+TINY_VOCAB_FILE = Path(__file__).parent / "fixtures" / "tiny_vocab.json"
+WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+UNIGRAM_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+@functools.cache
+def _tiny_vocab() -> dict:
+    return json.loads(TINY_VOCAB_FILE.read_text(encoding="utf-8"))
+
+
 def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    """BERT's pipeline (lower-cased, accents stripped, WordPiece) over the recorded 300-token vocabulary."""
+    vocab = {token: index for index, token in enumerate(_tiny_vocab()["wordpiece"])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(
-        _texts(), trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials)
-    )
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -106,12 +120,10 @@ def _wordpiece_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def _unigram_tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.Unigram())
+    """XLM-R's pipeline (Metaspace, Unigram) over the recorded 113-piece vocabulary."""
+    pieces = [(piece, score) for piece, score in _tiny_vocab()["unigram"]]
+    tokenizer = Tokenizer(models.Unigram(pieces, unk_id=UNIGRAM_SPECIALS.index("<unk>"), byte_fallback=False))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tokenizer.train_from_iterator(
-        _texts(), trainers.UnigramTrainer(vocab_size=200, special_tokens=specials, unk_token="<unk>")
-    )
     bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
@@ -131,6 +143,14 @@ def _unigram_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Random weights drawn from ``seed`` (the same in every run), torch's global stream left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1)
 
 
@@ -140,7 +160,8 @@ def tiny_bert(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = _wordpiece_tokenizer()
     config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **SMALL)
-    BertForSequenceClassification(config).save_pretrained(path)
+    with seeded(0):
+        BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
 
@@ -159,7 +180,8 @@ def tiny_xlmr(tmp_path_factory) -> str:
         type_vocab_size=1,
         **SMALL,
     )
-    XLMRobertaForSequenceClassification(config).save_pretrained(path)
+    with seeded(0):
+        XLMRobertaForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
 
@@ -294,7 +316,10 @@ CHAT_TEMPLATE = (
 
 
 def _byte_level_tokenizer(with_yes_no: bool = True) -> PreTrainedTokenizerFast:
-    """A byte-level BPE like Qwen's: a pair is its two texts joined, no special tokens added."""
+    """A byte-level BPE like Qwen's: a pair is its two texts joined, no special tokens added.
+
+    Trained here: every symbol of a byte-level BPE starts in its fixed, sorted alphabet, so its merges are
+    the same in every run (unlike WordPiece's and Unigram's, recorded in fixtures/tiny_vocab.json)."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -302,7 +327,7 @@ def _byte_level_tokenizer(with_yes_no: bool = True) -> PreTrainedTokenizerFast:
     answers = ["yes", "no", "yes\nno"] * 20 if with_yes_no else []
     prompt_words = ["Judge whether the Document meets the requirements based on the Query and the Instruct"]
     tokenizer.train_from_iterator(
-        _texts() + answers + prompt_words * 5,
+        fixture_texts() + answers + prompt_words * 5,
         trainers.BpeTrainer(
             vocab_size=400,
             special_tokens=CHAT_SPECIALS,

@@ -10,9 +10,9 @@ import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import make_records, write_jsonl
+from conftest import make_records, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from recorders import read_records
-from test_train import compose_config, run_cli, tiny_run_overrides
 from test_val_candidates import candidate_lists
 
 from reranker import Reranker
@@ -89,7 +89,7 @@ def test_two_process_validation_equals_one_process_and_nan_on_one_rank_is_skippe
         "trainer.val_check_interval=2",
     ]
     overrides = [o for o in overrides if not o.startswith("paths.output_dir")]
-    result = run_cli(
+    result = run_train_cli(
         *overrides,
         "trainer.accelerator=cpu",
         "trainer.devices=2",

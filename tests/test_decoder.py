@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_records, qwen3_model_card_scores, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from omegaconf import OmegaConf
 from sentence_transformers import CrossEncoder
-from test_train import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker import Reranker

@@ -10,7 +10,7 @@ import csv
 import math
 
 import pytest
-from test_train import EXPERIMENTS, compose_config, scored_triplet_files
+from helpers import EXPERIMENTS, compose_config, scored_triplet_files
 
 from reranker.train import train
 

@@ -14,8 +14,8 @@ import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import make_records, write_jsonl
-from test_train import compose_config, run_cli, tiny_run_overrides
+from conftest import make_records, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from test_val_candidates import candidate_lists
 
 from reranker.core.tables import metric_order
@@ -195,7 +195,7 @@ def test_two_processes_report_the_first_stage_and_paired_tests_of_one(tiny_bert,
         for o in tiny_run_overrides(tiny_bert, str(train_file), queries, output)
         if not o.startswith("paths.output_dir")
     ] + [f"data.val_corpus={corpus}", "data.val_batch_size=2", "trainer.max_epochs=1"]
-    result = run_cli(
+    result = run_train_cli(
         *overrides,
         "trainer.accelerator=cpu",
         "trainer.devices=2",

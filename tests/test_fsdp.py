@@ -14,8 +14,8 @@ import lightning as L
 import pytest
 import torch
 from conftest import make_records, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from omegaconf import OmegaConf
-from test_train import compose_config, tiny_run_overrides
 
 from reranker.core.errors import InputError
 from reranker.training.fsdp import check_precision

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from test_train import compose_config, tiny_run_overrides
+from helpers import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.core.errors import InputError

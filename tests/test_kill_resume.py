@@ -14,8 +14,8 @@ import random
 import pytest
 import torch
 from conftest import make_records, write_jsonl
+from helpers import tiny_run_overrides
 from safetensors.torch import load_file
-from test_train import tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path
 from reranker.training.checkpoint_io import AtomicCheckpointIO

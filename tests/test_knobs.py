@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 from conftest import make_records, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from recorders import read_records
-from test_train import compose_config, tiny_run_overrides
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

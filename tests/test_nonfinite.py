@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_train import compose_config, run_cli, tiny_run_overrides
+from conftest import run_train_cli
+from helpers import compose_config, tiny_run_overrides
 
 from reranker.train import train
 from reranker.training.losses import GroupCrossEntropy
@@ -86,7 +87,7 @@ def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
 
 def test_cli_stops_a_nan_run_with_a_one_line_error(nan_model, triplet_files, tmp_path):
     train_file, val_file = triplet_files
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={nan_model}",
         f"data.train_files={train_file}",
         f"data.val_files={val_file}",

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 from conftest import make_records, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from recorders import read_records
-from test_train import compose_config, tiny_run_overrides
 
 from reranker.train import resolve_ckpt_path, train
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_train_cli
+from helpers import compose_config, tiny_run_overrides
 from lightning.pytorch.callbacks import RichProgressBar
-from test_train import compose_config, tiny_run_overrides
 from transformers import AutoModel
 
 from reranker.serving.export import main

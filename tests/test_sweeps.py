@@ -7,8 +7,9 @@ import math
 
 import pytest
 import yaml
+from conftest import run_train_cli
+from helpers import CONF
 from hydra import compose, initialize_config_dir
-from test_train import CONF, run_cli
 
 
 def compose_with_hydra(overrides):
@@ -45,7 +46,7 @@ def test_a_multirun_goes_on_past_a_nan_run_and_returns_the_optimised_metric(
     train_file, val_file = triplet_files
     sweep_dir = tmp_path / "sweep"
     returns = tmp_path / "returns.jsonl"
-    result = run_cli(
+    result = run_train_cli(
         "-m",
         # The first run diverges (every weight NaN); the sweep must still run the second.
         f"model.model_name_or_path={nan_model},{tiny_bert}",

@@ -2,49 +2,19 @@ import csv
 import inspect
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
-from conftest import make_records, teacher_score, with_teacher_scores, write_jsonl
-from hydra import compose, initialize_config_dir
+from conftest import make_records, run_train_cli, teacher_score, write_jsonl
+from helpers import CONF, EXPERIMENTS, LOSSES, compose_config, scored_triplet_files, tiny_run_overrides
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from reranker.train import train
-from reranker.training.config import register_resolvers, unknown_config_choice
+from reranker.training.config import unknown_config_choice
 from reranker.training.module import RerankerModule
-
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
-LOSSES = sorted(p.stem for p in (Path(CONF) / "loss").glob("*.yaml"))
-register_resolvers()
-
-
-def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
-
-
-def tiny_run_overrides(model: str, train: str, val: str, output: Path) -> list[str]:
-    return [
-        f"model.model_name_or_path={model}",
-        f"data.train_files={train}",
-        f"data.val_files={val}",
-        f"paths.output_dir={output}",
-        "data.group_size=3",
-        "data.batch_size=2",  # 12 training queries → 6 steps an epoch, the last one partial
-        "data.max_length=64",
-        "data.num_workers=0",
-        "model.lr=1e-3",
-        "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=1",
-        "callbacks.progress_bar=null",
-    ]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -128,21 +98,10 @@ def test_fit_validates_and_exports_a_loadable_model(model_fixture, request, trip
         assert not torch.allclose(base(**features).logits.view(-1), module(features))
 
 
-def run_cli(*overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    return subprocess.run(
-        [sys.executable, "-m", "reranker.train", *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q2", "pos": "p"}\n')
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={tiny_bert}",
         f"data.train_files={bad}",
         f"hydra.run.dir={tmp_path / 'run'}",
@@ -164,7 +123,7 @@ def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_pa
 )
 def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_files, tmp_path):
     train_file, _ = triplet_files
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={tiny_bert}",
         f"data.train_files={train_file}",
         override,
@@ -211,13 +170,6 @@ def test_each_loss_config_mirrors_its_constructor(name, tmp_path):
     # A mix's components are losses built from their own configs (each a file of conf/loss/).
     for name, component in getattr(loss, "components", {}).items():
         assert isinstance(component, hydra.utils.get_class(cfg.loss.components[name]._target_))
-
-
-def scored_triplet_files(root: Path) -> tuple[str, str]:
-    records = with_teacher_scores(make_records())
-    train = write_jsonl(root / "train_scored.jsonl", records[::2] + records[1::4])
-    val = write_jsonl(root / "val_scored.jsonl", records[3::4])
-    return str(train), str(val)
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -319,7 +271,7 @@ def test_mix_with_the_first_stage_teacher_trains_and_logs_each_component(tiny_be
 )
 def test_cli_reports_bad_loss_configuration(overrides, message, tiny_bert, triplet_files, tmp_path):
     train_file, _ = triplet_files
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={tiny_bert}",
         f"data.train_files={train_file}",
         *overrides,
@@ -338,7 +290,7 @@ def test_cli_reports_teacher_scores_that_do_not_fit_their_passages(tiny_bert, tm
         '{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1.0], "neg_scores": [0.5]}\n'
         '{"query": "r", "pos": ["s"], "neg": ["t"], "pos_scores": [1.0, 2.0], "neg_scores": [0.5]}\n'
     )
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={tiny_bert}",
         f"data.train_files={bad}",
         f"hydra.run.dir={tmp_path / 'run'}",

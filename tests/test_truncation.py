@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from test_train import compose_config, tiny_run_overrides
+from helpers import compose_config, tiny_run_overrides
 from transformers import AutoTokenizer
 
 from reranker.model.encoders import PairEncoder

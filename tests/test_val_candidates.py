@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import hydra
 import pytest
 import torch
-from conftest import TOPICS, make_records, write_jsonl
+from conftest import TOPICS, make_records, run_train_cli, write_jsonl
+from helpers import compose_config, tiny_run_overrides
 from omegaconf import OmegaConf
-from test_train import compose_config, run_cli, tiny_run_overrides
 
 from reranker.core.errors import InputError
 from reranker.evaluation.evalsets import EvalSet
@@ -173,7 +173,7 @@ def test_the_cli_stops_on_a_candidates_file_without_a_corpus_in_one_line(tiny_be
     records = make_records()
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
     queries, _ = candidate_lists(records[1::2], tmp_path)
-    result = run_cli(
+    result = run_train_cli(
         f"model.model_name_or_path={tiny_bert}",
         f"data.train_files={train_file}",
         f"data.val_files={queries}",

@@ -4,11 +4,11 @@ import json
 import struct
 
 import pytest
+from helpers import CONF, compose_config, tiny_run_overrides
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
-from test_train import CONF, compose_config, tiny_run_overrides
 
 from reranker.train import train
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from reranker.core.atomic import write_atomic
 from reranker.core.errors import InputError
 from reranker.core.fields import id_list_field, known_ids, text_field
 from reranker.core.jsonl import read_jsonl, where
@@ -26,9 +27,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(lines), encoding="utf-8")
-    temporary.replace(path)  # nothing half-written under the final name
+    write_atomic(path, "".join(lines))
     return len(lines)
 
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from reranker.core.atomic import previous_name, replace_folder
 from reranker.core.errors import InputError
 from reranker.model.adapters import ADAPTER_CONFIG, merged
 from reranker.model.checkpoint import load_checkpoint
@@ -100,15 +101,7 @@ def export_checkpoint(
         write_model_card(staging, card)
         if contract.mix is not None:
             write_fusion(staging, contract.mix, contract.fusion)
-        # The old folder is moved aside whole before the new one takes its name, so a kill at any point
-        # leaves either folder complete, or none, under output_dir; never a half-deleted one.
-        previous = output_dir.with_name(f".{output_dir.name}-previous") if output_dir.exists() else None
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-            output_dir.rename(previous)
-        staging.rename(output_dir)
-        if previous is not None:
-            shutil.rmtree(previous)
+        replace_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -120,7 +113,7 @@ def remove_export_leftovers(output_dir: str | Path) -> None:
     was written (``.<name>-XXXX``) is removed; the previous export moved aside (``.<name>-previous``) is put
     back when no export took its place."""
     output_dir = Path(output_dir)
-    previous = output_dir.with_name(f".{output_dir.name}-previous")
+    previous = previous_name(output_dir)
     if previous.is_dir() and not output_dir.exists():
         previous.rename(output_dir)
     for leftover in output_dir.parent.glob(f".{output_dir.name}-*"):

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reranker.core.atomic import replace_folder, write_atomic
 from reranker.core.errors import InputError
 from reranker.model.contract import read_contract
 from reranker.model.kinds import ModelKind
@@ -175,12 +176,7 @@ def export_onnx(folder: str | Path, quantize: str | None = None) -> list[Path]:
         for name in weight_files(folder):
             (staging / name).symlink_to((folder / name).resolve())  # a relative target would dangle
         written = write_onnx(model, tokenizer, kind, staging, quantize)
-        target, previous = folder / ONNX_FOLDER, folder / f".{ONNX_FOLDER}-previous"
-        shutil.rmtree(previous, ignore_errors=True)
-        if target.exists():
-            target.rename(previous)
-        (staging / ONNX_FOLDER).rename(target)
-        shutil.rmtree(previous, ignore_errors=True)
+        replace_folder(staging / ONNX_FOLDER, folder / ONNX_FOLDER)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _add_card_section(folder, [file.name for file in written])
@@ -225,6 +221,4 @@ def _add_card_section(folder: Path, files: list[str]) -> None:
     # An earlier ONNX paragraph (up to the next section) gives way to this one, at the end.
     text = re.sub(r"\n## ONNX\n.*?(?=\n## |\Z)", "", card.read_text(encoding="utf-8"), flags=re.DOTALL)
     text = text.rstrip("\n") + "\n" + onnx_card_section(files)
-    temporary = card.with_name(".README.md.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(card)
+    write_atomic(card, text)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from reranker.core.atomic import atomic_write
 
 # Beside the checkpoints (the same file system, so the rename is atomic), and named so that neither
 # ckpt_path=last nor Lightning's search for hpc_ckpt_<N>.ckpt ever takes a partial file for a checkpoint.
@@ -31,11 +32,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         partial = path.parent / PARTIAL_DIR / path.name
         partial.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as file:
+        with atomic_write(path, "wb", temporary=partial, sync=True) as file:
             torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
 
 
 def remove_partial_checkpoints(checkpoint_dir: str | Path) -> None:

@@ -53,8 +53,9 @@ def unknown_config_choice(overrides: list[str], conf_dir: Path) -> str | None:
     """The problem with the first ``group=name`` override that names no file of ``conf_dir/group/``, or None.
 
     Hydra reports such a choice over a dozen lines; this names the group and its options in one.
-    Only plain choices are checked (``loss=foo``, ``+loss=foo``); sweeps, ``null`` and package
-    overrides (``group@pkg=...``) are left to Hydra, as is everything when another config folder is added.
+    A base that other files start from (``model/_encoder.yaml``) is no choice. Only plain choices are
+    checked (``loss=foo``, ``+loss=foo``); sweeps, ``null`` and package overrides (``group@pkg=...``) are
+    left to Hydra, as is everything when another config folder is added.
     """
     if any(arg.split("=", 1)[0] in _SEARCH_PATH_OPTIONS for arg in overrides):
         return None
@@ -63,7 +64,10 @@ def unknown_config_choice(overrides: list[str], conf_dir: Path) -> str | None:
         if not sep or not re.fullmatch(r"[\w-]+", value) or value == "null" or "@" in key or "." in key:
             continue
         group = conf_dir / key
-        if group.is_dir() and not (group / f"{value}.yaml").is_file():
-            options = ", ".join(sorted(path.stem for path in group.glob("*.yaml")))
-            return f"unknown {key} '{value}': choose one of {options} (files of {group})"
+        if not group.is_dir():
+            continue
+        # A file named _NAME is a base that other files of the group start from, not a choice.
+        options = sorted(path.stem for path in group.glob("*.yaml") if not path.stem.startswith("_"))
+        if value not in options:
+            return f"unknown {key} '{value}': choose one of {', '.join(options)} (files of {group})"
     return None

@@ -12,6 +12,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from reranker.core.atomic import atomic_write
+
 
 def _identity(row: dict[str, Any]) -> tuple:
     logged = frozenset(key for key, value in row.items() if value not in ("", None))
@@ -51,12 +53,10 @@ class _CheckpointedWriter(ExperimentWriter):
             else:
                 rows[index] = row
         fieldnames = sorted(set().union(*rows))
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "w", newline="") as file:
+        with atomic_write(path, newline="") as file:
             writer = csv.DictWriter(file, fieldnames=fieldnames)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(partial, path)
         self.metrics = []
 
 
