@@ -1,4 +1,5 @@
-# Two commands: `make demo` trains the embedded Korean demo, `make test` runs the test suite.
+# `make demo` trains the embedded Korean demo; `make check` runs the fast tests (unit tests and one tiny
+# training, in .venv alone: for every change); `make test` runs the whole suite, in three environments (CI).
 # Each creates .venv and installs what it needs on first use.
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 COMPAT_VENV := .venv-compat
 INFINITY_VENV := .venv-infinity
-.PHONY: demo test lint setup
+.PHONY: demo check test lint setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m reranker.train experiment=demo_ko
+
+# Tests marked slow (seconds or more: trainings, subprocesses, exports) or integration (another
+# environment) are left out; pyproject.toml registers the markers.
+check: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow and not integration"
 
 test: $(VENV)/.installed $(COMPAT_VENV)/.installed $(INFINITY_VENV)/.installed
 	$(PY) -m pytest -q

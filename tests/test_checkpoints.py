@@ -2,11 +2,15 @@
 
 import csv
 
+import pytest
 import torch
 from helpers import compose_config, tiny_run_overrides
 from transformers import AutoModelForSequenceClassification
 
 from reranker.train import train
+
+# It trains a tiny run.
+pytestmark = pytest.mark.slow
 
 
 def test_the_exported_checkpoint_has_the_highest_validation_mrr_of_the_run(

@@ -36,6 +36,7 @@ def test_a_command_line_that_does_not_parse_exits_2(arguments, capsys):
     assert "usage: reranker" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_input_exits_1_with_one_error_line_for_every_command(tmp_path):
     broken = tmp_path / "train.jsonl"
     broken.write_bytes(b'{"query": "q", "pos": ["p"]}\n{"query": "\xff", "pos": ["p"]}\n')

@@ -21,6 +21,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 from reranker import Reranker
 
+# Its tests score tiny runs trained for them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPAT_PYTHON = Path(os.environ.get("RERANKER_COMPAT_PYTHON", ROOT / ".venv-compat" / "bin" / "python"))
 COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_transformers4.py"
@@ -122,6 +125,7 @@ def compat(bert_run, xlmr_run, tiny_xlmr, tmp_path_factory) -> dict:
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "trained_on_4": run_on_4 / "export"}
 
 
+@pytest.mark.integration
 def test_flag_reranker_and_transformers_4_load_our_export(trained_run, compat):
     folder = trained_run / "export"
     scores = compat["folders"][str(folder)]
@@ -133,6 +137,7 @@ def test_flag_reranker_and_transformers_4_load_our_export(trained_run, compat):
     assert_agree(scores["reranker"], logits)
 
 
+@pytest.mark.integration
 def test_a_model_trained_and_exported_on_transformers_4_loads_on_5(compat):
     folder = compat["trained_on_4"]
     assert "README.md" in {p.name for p in folder.iterdir()}

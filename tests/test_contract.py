@@ -111,6 +111,7 @@ def assert_close(client: list[float], expected: list[float]) -> None:
     assert client == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_every_client_scores_as_validation_without_being_given_a_length(long_run, tmp_path, capsys):
     checkpoint = next((long_run / "checkpoints").glob("step*.ckpt"))
     export = long_run / "export"
@@ -150,6 +151,7 @@ def test_every_client_scores_as_validation_without_being_given_a_length(long_run
     assert_close([result["score"] for result in results], expected)
 
 
+@pytest.mark.slow
 def test_a_given_length_overrides_the_record_and_says_so(long_run, capsys):
     export = long_run / "export"
     reranker = Reranker(export, max_length=64, device="cpu")
@@ -162,6 +164,7 @@ def test_a_given_length_overrides_the_record_and_says_so(long_run, capsys):
     )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_written_before_the_record_loads_with_the_old_defaults(tmp_path, capsys):
     # Its model has 64 positions: pairs that fit them.
     scored = [(SHORT_QUERY, passage.split("다 ")[0]) for passage in PASSAGES]

@@ -19,6 +19,9 @@ from reranker import Reranker
 from reranker.model.fusion import read_fusion
 from reranker.training.module import RerankerModule
 
+# It trains in two processes.
+pytestmark = pytest.mark.slow
+
 METRICS = ("mrr@10", "hit@1", "hit@3", "hit@5")
 FUSED = (*(f"fused_{name}" for name in METRICS), "fused_weight")
 

@@ -70,6 +70,7 @@ def seq_cls_run(tiny_qwen3, tmp_path_factory) -> Path:
     return output
 
 
+@pytest.mark.slow
 def test_lora_trains_only_the_adapters_and_checkpoints_hold_only_them(yes_no_run, tiny_qwen3):
     output, metrics = yes_no_run
     checkpoint = torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -82,6 +83,7 @@ def test_lora_trains_only_the_adapters_and_checkpoints_hold_only_them(yes_no_run
     assert metrics["val/mrr@10"] != metrics["zero_shot/mrr@10"]
 
 
+@pytest.mark.slow
 def test_exports_merged_and_adapter_only_score_like_the_checkpoint(yes_no_run, tiny_qwen3, tmp_path):
     output, _ = yes_no_run
     checkpoint = output / "checkpoints" / "last.ckpt"
@@ -104,6 +106,7 @@ def test_exports_merged_and_adapter_only_score_like_the_checkpoint(yes_no_run, t
     assert max(abs(a - b) for a, b in zip(base, expected, strict=True)) > 1e-3  # the adapters changed scores
 
 
+@pytest.mark.slow
 def test_the_qwen3_model_card_usage_scores_the_export_like_reranker(yes_no_run):
     export = yes_no_run[0] / "export"
     readme = (export / "README.md").read_text()
@@ -121,6 +124,7 @@ def seq_cls_sides(export: Path) -> tuple[list[str], list[str]]:
     return [query for (query, _), _ in sides], [passage for _, (passage, _) in sides]
 
 
+@pytest.mark.slow
 def test_seq_cls_export_is_scored_alike_by_transformers_and_cross_encoder(seq_cls_run):
     export = seq_cls_run / "export"
     assert Reranker(export, device="cpu").kind.form == "classifier"
@@ -141,6 +145,7 @@ def test_seq_cls_export_is_scored_alike_by_transformers_and_cross_encoder(seq_cl
 
 
 @pytest.mark.parametrize("run", ["yes_no_run", "seq_cls_run"])
+@pytest.mark.slow
 def test_cross_encoder_scores_raw_pairs_of_either_form_through_the_exported_chat_template(run, request):
     output = request.getfixturevalue(run)
     export = (output[0] if isinstance(output, tuple) else output) / "export"
@@ -152,6 +157,7 @@ def test_cross_encoder_scores_raw_pairs_of_either_form_through_the_exported_chat
     assert predicted.tolist() == pytest.approx(torch.sigmoid(torch.tensor(ours)).tolist(), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_lora_run_ends_like_an_uninterrupted_one(tiny_qwen3, tmp_path):
     extra = ["trainer.val_check_interval=2"]
     uninterrupted = tmp_path / "uninterrupted"
@@ -197,6 +203,7 @@ def test_killed_and_resumed_lora_run_ends_like_an_uninterrupted_one(tiny_qwen3, 
         ),
     ],
 )
+@pytest.mark.slow
 def test_bad_decoder_settings_stop_the_run_before_training(override, message, tiny_qwen3, tmp_path):
     output = tmp_path / "run"
     overrides = decoder_overrides("qwen3_reranker_0_6b", tiny_qwen3, tmp_path, output, override)
@@ -215,6 +222,7 @@ LOSSES = sorted(path.stem for path in (CONF / "loss").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.slow
 def test_every_loss_trains_a_yes_no_decoder(loss, tiny_qwen3, tmp_path):
     records = [
         {**record, "pos_scores": [2.0] * len(record["pos"]), "neg_scores": [-1.0] * len(record["neg"])}
@@ -240,6 +248,7 @@ def test_every_loss_trains_a_yes_no_decoder(loss, tiny_qwen3, tmp_path):
 
 
 @pytest.mark.parametrize("run", ["yes_no_run", "seq_cls_run"])
+@pytest.mark.slow
 def test_prompt_kinds_score_alike_whatever_the_token_budget_and_input_order(run, request):
     output = request.getfixturevalue(run)
     export = (output[0] if isinstance(output, tuple) else output) / "export"

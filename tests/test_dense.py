@@ -34,6 +34,7 @@ def one_by_one(folder: str, texts: list[str], pooling: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.slow
 def test_pooling_matches_text_by_text_encoding(bi_encoder, pooling):
     # Batched by length with padding, then put back in order: the same as one text at a time.
     texts = ["짧다", *PASSAGES[:7], "아주 " * 20 + "긴 문장"]
@@ -49,6 +50,7 @@ def test_a_model_without_pooling_is_an_error(bert_encoder):
         Embedder(bert_encoder)
 
 
+@pytest.mark.slow
 def test_normalisation(bert_encoder):
     raw = Embedder(bert_encoder, "mean", normalize=False).encode(PASSAGES)
     unit = Embedder(bert_encoder, "mean", normalize=True).encode(PASSAGES)
@@ -71,6 +73,7 @@ class RecordingTokenizer:
         return getattr(self.tokenizer, name)
 
 
+@pytest.mark.slow
 def test_prefixes_reach_the_tokenizer(bert_encoder, monkeypatch):
     recorders = []
 
@@ -97,6 +100,7 @@ def brute_force(retriever: DenseRetriever, queries: list[str]) -> tuple[np.ndarr
 
 
 @pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.slow
 def test_search_equals_a_brute_force_dot_product(bi_encoder, index):
     retriever = DenseRetriever(PASSAGES, bi_encoder, pooling="mean", index=index)
     order, scores = brute_force(retriever, QUERIES)
@@ -109,6 +113,7 @@ def test_search_equals_a_brute_force_dot_product(bi_encoder, index):
         np.testing.assert_allclose(values, expected[row, indices].astype(np.float32), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_k_larger_than_the_corpus_is_clamped_and_said_once(bert_encoder, capsys):
     retriever = DenseRetriever(PASSAGES, bert_encoder, pooling="cls")
     capsys.readouterr()
@@ -120,6 +125,7 @@ def test_k_larger_than_the_corpus_is_clamped_and_said_once(bert_encoder, capsys)
     assert lines == [f"k=1000 is more than the corpus's {len(PASSAGES)} passages; returning 18 per query"]
 
 
+@pytest.mark.slow
 def test_build_retriever_dense_end_to_end(xlmr_encoder, tmp_path):
     # Query and passage prefixes equal: a query that repeats a passage finds that passage first.
     retriever = build_retriever(
@@ -171,6 +177,7 @@ def sentence_transformers_folder(model_dir: str, path, pooling_config: dict) -> 
         ({"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}, "mean"),
     ],
 )
+@pytest.mark.slow
 def test_pooling_read_from_a_sentence_transformers_folder(bert_encoder, tmp_path, config, stated):
     folder = sentence_transformers_folder(bert_encoder, tmp_path / "st", config)
     embedder = Embedder(folder, normalize=False)
@@ -192,6 +199,7 @@ def test_unsupported_pooling_or_module_is_an_error(bert_encoder, tmp_path):
         Embedder(folder, pooling="mean")
 
 
+@pytest.mark.slow
 def test_embeddings_equal_sentence_transformers(bert_encoder, tmp_path):
     models = pytest.importorskip("sentence_transformers.models")
     from sentence_transformers import SentenceTransformer

@@ -17,6 +17,10 @@ from reranker.preparation.retrievers.dense import DenseRetriever, encode_share
 from reranker.preparation.retrievers.embedder import Embedder
 
 pytest.importorskip("faiss")
+
+# Its tests encode corpora with tiny models, some in worker processes.
+pytestmark = pytest.mark.slow
+
 OPTIONS = dict(pooling="mean", passage_prefix="passage: ", shard_size=4)  # 18 passages: 5 shards
 
 

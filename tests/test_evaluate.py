@@ -203,6 +203,7 @@ def test_paired_test_identical_and_clearly_better():
     assert noise["p_value"] > 0.05 and noise["ci_low"] < 0 < noise["ci_high"]
 
 
+@pytest.mark.slow
 def test_evaluate_with_a_model_writes_identical_reports(tiny_bert, queries_set, tmp_path):
     data, corpus = queries_set
     args = [

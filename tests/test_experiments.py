@@ -14,6 +14,9 @@ from helpers import EXPERIMENTS, compose_config, scored_triplet_files
 
 from reranker.train import train
 
+# Each test trains two steps of an experiment.
+pytestmark = pytest.mark.slow
+
 CPU = [
     "trainer.accelerator=cpu",
     "trainer.devices=1",

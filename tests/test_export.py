@@ -20,6 +20,7 @@ PAIRS = [
 ]
 
 
+@pytest.mark.slow
 def test_training_exports_config_and_a_model_card_with_the_run_settings_and_metrics(bert_run):
     config = AutoConfig.from_pretrained(bert_run / "export")
     assert (
@@ -44,6 +45,7 @@ def test_training_exports_config_and_a_model_card_with_the_run_settings_and_metr
     assert f"{metrics['val/mrr@10']:.4f}" in evaluation and f"{metrics['zero_shot/hit@5']:.4f}" in evaluation
 
 
+@pytest.mark.slow
 def test_cli_exports_a_checkpoint_that_scores_like_the_runs_export(bert_run, tmp_path):
     checkpoint = next((bert_run / "checkpoints").glob("step*.ckpt"))
     out = tmp_path / "cli-export"
@@ -64,6 +66,7 @@ def test_cli_exports_a_checkpoint_that_scores_like_the_runs_export(bert_run, tmp
     assert Reranker(out).score(PAIRS) == pytest.approx(Reranker(bert_run / "export").score(PAIRS), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_outside_a_run_folder_gets_a_card_from_its_hyperparameters(bert_run, tmp_path):
     checkpoint = tmp_path / "model.ckpt"
     shutil.copy(next((bert_run / "checkpoints").glob("step*.ckpt")), checkpoint)
@@ -86,6 +89,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["bad.ckpt"]
 
 
+@pytest.mark.slow
 def test_push_to_hub_uploads_the_exported_folder_only_when_asked(bert_run, tmp_path, monkeypatch):
     calls = []
 
@@ -112,6 +116,7 @@ def test_a_packaged_base_model_is_named_not_located():
     assert describe_base_model("BAAI/bge-reranker-large") == "BAAI/bge-reranker-large"
 
 
+@pytest.mark.slow
 def test_a_generic_tokenizer_is_saved_under_a_name_transformers_4_knows(bert_run, tiny_bert, tmp_path):
     checkpoint = next((bert_run / "checkpoints").glob("step*.ckpt"))
     out = export_checkpoint(checkpoint, tmp_path / "out", tokenizer_name_or_path=tiny_bert)

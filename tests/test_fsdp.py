@@ -76,6 +76,7 @@ def validate_in_one_process(cfg, checkpoint: Path | None = None) -> dict[str, fl
     return {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
 
 
+@pytest.mark.slow
 def test_fsdp_metrics_equal_one_process_and_checkpoints_hold_the_adapters(fsdp_run, tiny_qwen3):
     folder, output = fsdp_run
     fsdp = json.loads((output / "metrics.json").read_text())
@@ -92,6 +93,7 @@ def test_fsdp_metrics_equal_one_process_and_checkpoints_hold_the_adapters(fsdp_r
     assert (output / "export" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_fsdp_run_killed_and_resumed_ends_like_an_uninterrupted_one(fsdp_run, tiny_qwen3):
     folder, expected_output = fsdp_run
     resumed = folder / "resumed"
@@ -111,6 +113,7 @@ def test_fsdp_run_killed_and_resumed_ends_like_an_uninterrupted_one(fsdp_run, ti
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
+@pytest.mark.slow
 def test_qwen3_reranker_ko_is_lora_bf16_fsdp_and_stops_on_a_machine_without_bf16(tmp_path):
     cfg = compose_config(
         ["experiment=qwen3_reranker_ko", f"paths.output_dir={tmp_path}", "data.train_files=x"]

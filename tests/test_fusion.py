@@ -230,6 +230,7 @@ def scored_set(tmp_path) -> list[str]:
     return [write_jsonl(tmp_path / "q.jsonl", queries), "--corpus", write_jsonl(tmp_path / "c.jsonl", corpus)]
 
 
+@pytest.mark.slow
 def test_evaluate_adds_a_fused_row_with_its_weights_folds_and_tests(tiny_bert, scored_set, tmp_path):
     common = [*scored_set, "--model", f"tiny={tiny_bert}", "--max-length", "32", "--samples", "100"]
     results = main([*common, "--fusion-folds", "3", "--out", str(tmp_path / "out")])
@@ -254,6 +255,7 @@ def test_evaluate_adds_a_fused_row_with_its_weights_folds_and_tests(tiny_bert, s
     assert list(main([*common, "--fusion", "none"])["table"]) == [FIRST_STAGE, "tiny"]
 
 
+@pytest.mark.slow
 def test_the_exported_weight_is_the_one_reranker_applies(bert_run, tmp_path):
     checkpoint_file = next((bert_run / "checkpoints").glob("step*.ckpt"))
     checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
@@ -287,6 +289,7 @@ def test_the_exported_weight_is_the_one_reranker_applies(bert_run, tmp_path):
         reranker.rerank(query, passages, first_stage_scores=[1.0, 2.0, float("nan"), 0.0])
 
 
+@pytest.mark.slow
 def test_a_recorded_weight_outside_the_unit_interval_names_the_file(bert_run, tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()
@@ -295,6 +298,7 @@ def test_a_recorded_weight_outside_the_unit_interval_names_the_file(bert_run, tm
         read_fusion(folder)
 
 
+@pytest.mark.slow
 def test_without_a_recorded_fusion_first_stage_scores_are_mixed_by_reciprocal_rank(bert_run):
     reranker = Reranker(bert_run / "export")
     assert reranker.fusion is None

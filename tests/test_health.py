@@ -65,6 +65,7 @@ def constant_bert(tiny_bert, tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_collapsed_run_warns_within_the_patience_and_reports_it(
     constant_bert, triplet_files, tmp_path, capsys
 ):
@@ -89,6 +90,7 @@ def spread_bert(tiny_bert, tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_healthy_run_logs_health_metrics_and_does_not_warn(spread_bert, triplet_files, tmp_path, capsys):
     health_run(spread_bert, triplet_files, tmp_path)
     out = capsys.readouterr().out

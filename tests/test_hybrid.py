@@ -13,6 +13,9 @@ from reranker.preparation.retrievers.hybrid import HybridRetriever
 
 pytest.importorskip("faiss")
 
+# Its tests encode a corpus and build FAISS indexes.
+pytestmark = pytest.mark.slow
+
 
 def top(scores: np.ndarray, depth: int) -> list[int]:
     return np.lexsort((np.arange(len(scores)), -scores))[:depth].tolist()

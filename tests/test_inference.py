@@ -28,6 +28,7 @@ def plain_logits(folder, pairs) -> torch.Tensor:
         return model(**features).logits.view(-1)
 
 
+@pytest.mark.slow
 def test_scores_are_the_models_logits_in_input_order_whatever_the_batching(trained_run):
     export = trained_run / "export"
     expected = plain_logits(export, PAIRS)
@@ -54,6 +55,7 @@ def test_token_budget_batches_cover_every_pair_once_within_the_budget():
     assert [lengths[batch[0]] for batch in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
 
 
+@pytest.mark.slow
 def test_normalizations(trained_run):
     reranker = Reranker(trained_run / "export", device="cpu")
     logits = torch.tensor(reranker.score(PAIRS))
@@ -66,6 +68,7 @@ def test_normalizations(trained_run):
     assert softmax[5:] == pytest.approx(torch.softmax(logits[5:], 0).tolist(), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_rerank_orders_highest_first_and_cuts_at_top_k(trained_run):
     reranker = Reranker(trained_run / "export", device="cpu")
     scores = reranker.score([(QUERY, p) for p in PASSAGES])
@@ -76,6 +79,7 @@ def test_rerank_orders_highest_first_and_cuts_at_top_k(trained_run):
     assert len(reranker.rerank(QUERY, PASSAGES, top_k=10)) == len(PASSAGES)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_scores_like_its_export(trained_run):
     checkpoint = next((trained_run / "checkpoints").glob("step*.ckpt"))
     from_checkpoint = Reranker(checkpoint, device="cpu").score(PAIRS)
@@ -84,6 +88,7 @@ def test_a_checkpoint_scores_like_its_export(trained_run):
     )
 
 
+@pytest.mark.slow
 def test_max_length_truncates(bert_run):
     long_pairs = [(QUERY, " ".join(PASSAGES * 20)), (QUERY, PASSAGES[0])]
     short = Reranker(bert_run / "export", max_length=16, device="cpu")
@@ -94,6 +99,7 @@ def test_max_length_truncates(bert_run):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.slow
 def test_half_precision_is_close_to_float32(dtype, trained_run):
     full = Reranker(trained_run / "export", device="cpu").score(PAIRS)
     half = Reranker(trained_run / "export", device="cpu", dtype=dtype)
@@ -106,6 +112,7 @@ def test_half_precision_is_close_to_float32(dtype, trained_run):
     assert scores != full  # it did run in half precision
 
 
+@pytest.mark.slow
 def test_no_autograd_graph_is_built(bert_run):
     reranker = Reranker(bert_run / "export", device="cpu")
     builds_graph = []
@@ -134,6 +141,7 @@ def test_no_autograd_graph_is_built(bert_run):
         (lambda r: r.score(PAIRS, max_tokens=0), "max_tokens must be an integer >= 1"),
     ],
 )
+@pytest.mark.slow
 def test_bad_calls_raise_clear_errors(call, message, bert_run):
     reranker = Reranker(bert_run / "export", device="cpu")
     with pytest.raises(InputError) as error:
@@ -141,10 +149,12 @@ def test_bad_calls_raise_clear_errors(call, message, bert_run):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_score_of_no_pairs_is_empty(bert_run):
     assert Reranker(bert_run / "export", device="cpu").score([]) == []
 
 
+@pytest.mark.slow
 def test_folder_without_weights_or_tokenizer(bert_run, tmp_path):
     export = bert_run / "export"
     no_weights = tmp_path / "no-weights"
@@ -163,6 +173,7 @@ def test_folder_without_weights_or_tokenizer(bert_run, tmp_path):
         Reranker(export, dtype="int8")
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_class(bert_run, tmp_path):
     real = torch.load(next((bert_run / "checkpoints").glob("step*.ckpt")), weights_only=False)
     other = tmp_path / "other.ckpt"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# A fresh environment with the wheel installed: minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[1]
 # What the wheel is built from, copied so that a stale build/ folder of the checkout cannot leak into it.

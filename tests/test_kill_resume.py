@@ -21,6 +21,9 @@ from reranker.train import resolve_ckpt_path
 from reranker.training.checkpoint_io import AtomicCheckpointIO
 from tests.faults import checkpoint_at, run_killable, save_checkpoint_killed
 
+# Its tests kill and resume training processes.
+pytestmark = pytest.mark.slow
+
 SEED = 14
 KINDS = ("step", "update", "validation", "checkpoint", "export")
 # 7 kills: one of each kind, and a second while a checkpoint and while the export is written (the

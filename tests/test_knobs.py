@@ -45,6 +45,7 @@ def short_run(model, triplet_files, output, *extra) -> dict:
     return torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_freeze_embeddings_keeps_the_word_embeddings_through_training(tiny_bert, triplet_files, tmp_path):
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert).state_dict()
     name = "bert.embeddings.word_embeddings.weight"
@@ -56,6 +57,7 @@ def test_freeze_embeddings_keeps_the_word_embeddings_through_training(tiny_bert,
     assert not torch.equal(frozen["state_dict"][f"model.{weight}"], base[weight])  # the rest trains
 
 
+@pytest.mark.slow
 def test_k_batches_accumulated_equal_one_batch_k_times_larger(tiny_bert, triplet_files, tmp_path):
     def first_update(name, *extra):
         record = ["+callbacks.grads._target_=tests.recorders.RecordGradients",
@@ -79,6 +81,7 @@ def test_k_batches_accumulated_equal_one_batch_k_times_larger(tiny_bert, triplet
 
 
 @pytest.mark.parametrize("nan_batch", [2, 3], ids=["first-of-window", "last-of-window"])
+@pytest.mark.slow
 def test_a_nan_inside_an_accumulation_window_drops_that_update_only(
     nan_batch, tiny_bert, triplet_files, tmp_path
 ):
@@ -107,6 +110,7 @@ def pair_scores_and_gradients(module: RerankerModule, features: dict) -> tuple[t
     return loss.detach(), [p.grad.clone() for p in module.parameters() if p.grad is not None]
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_loss_and_gradients(tiny_bert):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     records = make_records()[:2]

@@ -27,6 +27,7 @@ def make_multirun(folder):
     return folder
 
 
+@pytest.mark.slow
 def test_leaderboard_sorts_by_mrr_lists_swept_values_and_plots(tmp_path, capsys):
     multirun = make_multirun(tmp_path / "multirun")
     main([str(multirun), "--out", str(tmp_path / "board")])

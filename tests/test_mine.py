@@ -136,6 +136,7 @@ def test_bad_options_and_files(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_mine_command_with_a_cross_encoder_filter(tmp_path, tiny_bert, capsys):
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in CORPUS.items()])
     queries = write_jsonl(tmp_path / "q.jsonl", QUERIES)
@@ -152,6 +153,7 @@ def test_mine_command_with_a_cross_encoder_filter(tmp_path, tiny_bert, capsys):
     assert summary["removed_by_filter"] == 5 and json.loads(out.read_text())["neg"] == []
 
 
+@pytest.mark.slow
 def test_teacher_scores_align_with_their_passages_and_resume(tmp_path, tiny_bert, monkeypatch):
     from reranker.model.pair_scorer import PairScorer as Reranker
 

@@ -25,6 +25,7 @@ def _train_mode_scores(module: RerankerModule, model_dir: str) -> tuple[torch.Te
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+@pytest.mark.slow
 def test_dropout_zero_makes_training_passes_deterministic_and_leaves_the_config(model_fixture, request):
     model_dir = request.getfixturevalue(model_fixture)
     base = RerankerModule(model_dir)
@@ -40,6 +41,7 @@ def test_dropout_zero_makes_training_passes_deterministic_and_leaves_the_config(
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+@pytest.mark.slow
 def test_attention_dropout_reaches_the_attention_and_only_it(model_fixture, request):
     model_dir = request.getfixturevalue(model_fixture)
     # Hidden dropout off, attention dropout on: passes differ, so the value set is the one attention uses.
@@ -59,6 +61,7 @@ def test_attention_dropout_reaches_the_attention_and_only_it(model_fixture, requ
     assert module.model.config.attention_probs_dropout_prob == 0.1
 
 
+@pytest.mark.slow
 def test_attention_dropout_of_a_decoder_is_its_attention_modules_float(tiny_qwen3):
     from test_decoder import config_kind
 

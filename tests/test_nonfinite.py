@@ -18,6 +18,7 @@ def overrides(model, triplet_files, output, *extra):
     return tiny_run_overrides(model, *triplet_files, output) + ["trainer.val_check_interval=2", *extra]
 
 
+@pytest.mark.slow
 def test_a_run_of_nan_losses_stops_with_advice_and_writes_no_checkpoint_or_export(
     nan_model, triplet_files, tmp_path
 ):
@@ -32,6 +33,7 @@ def test_a_run_of_nan_losses_stops_with_advice_and_writes_no_checkpoint_or_expor
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.slow
 def test_isolated_nan_losses_are_skipped_counted_and_training_goes_on(
     precision, tiny_bert, triplet_files, tmp_path, monkeypatch
 ):
@@ -85,6 +87,7 @@ def test_under_fp16_the_grad_scaler_skips_the_update(tiny_bert):
     assert scaler.get_scale() < scale and not guard.skip_optimizer_step
 
 
+@pytest.mark.slow
 def test_cli_stops_a_nan_run_with_a_one_line_error(nan_model, triplet_files, tmp_path):
     train_file, val_file = triplet_files
     result = run_train_cli(

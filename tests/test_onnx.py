@@ -79,6 +79,7 @@ def onnx_export(request, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_onnx_float32_scores_as_torch_under_the_recorded_contract(onnx_export):
     torch_scores = Reranker(onnx_export, device="cpu").score(PAIRS)
     onnx = Reranker(onnx_export, backend="onnx")
@@ -94,6 +95,7 @@ def test_onnx_float32_scores_as_torch_under_the_recorded_contract(onnx_export):
     assert sorted(onnx_scores)[-1] - sorted(onnx_scores)[0] > 0.5  # scores spread enough to rank
 
 
+@pytest.mark.slow
 def test_onnx_int8_is_close_and_ranks_alike(onnx_export):
     float32 = Reranker(onnx_export, backend="onnx").score(PAIRS)
     int8 = Reranker(onnx_export, backend="onnx", onnx_file=QUANTIZED_FILE).score(PAIRS)
@@ -105,6 +107,7 @@ def test_onnx_int8_is_close_and_ranks_alike(onnx_export):
     assert card.count("## ONNX") == 1 and QUANTIZED_FILE in card and "## Scoring" in card
 
 
+@pytest.mark.slow
 def test_a_path_to_an_onnx_file_runs_that_file(onnx_export, tmp_path):
     """``EXPORT/onnx/FILE.onnx`` wherever a model path goes (``Reranker``, ``evaluate --model``)."""
     int8 = Reranker(onnx_export, backend="onnx", onnx_file=QUANTIZED_FILE).score(PAIRS)
@@ -141,6 +144,8 @@ def test_a_path_to_an_onnx_file_runs_that_file(onnx_export, tmp_path):
         evaluate_main([str(triplets), "--model", str(stray), "--fusion", "none"])
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_sentence_transformers_cross_encoder_loads_the_onnx_files(onnx_export, tmp_path):
     # sentence-transformers 6 finds the files where the export puts them (its layout rules, run here) ...
     from sentence_transformers.backend.utils import backend_should_export
@@ -185,6 +190,7 @@ def test_sentence_transformers_cross_encoder_loads_the_onnx_files(onnx_export, t
     assert loaded[ONNX_FILE]["scores"] == pytest.approx(torch_scores, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_onnx_files_of_other_weights_are_refused(onnx_export, tmp_path):
     stale = shutil.copytree(onnx_export, tmp_path / "stale")
     # The weights exported again (other values) after the ONNX files were written.
@@ -206,6 +212,7 @@ def test_onnx_files_of_other_weights_are_refused(onnx_export, tmp_path):
         Reranker(replaced, backend="onnx")
 
 
+@pytest.mark.slow
 def test_an_export_without_onnx_names_the_command_that_writes_it(tiny_bert, tmp_path, capsys):
     folder = make_export(tiny_bert, tmp_path / "plain")
     with pytest.raises(InputError) as err:
@@ -222,6 +229,7 @@ def test_an_export_without_onnx_names_the_command_that_writes_it(tiny_bert, tmp_
         Reranker(folder, backend="onnx", onnx_file=QUANTIZED_FILE)
 
 
+@pytest.mark.slow
 def test_int8_export_leaves_nothing_in_the_working_directory(tiny_bert, tmp_path, monkeypatch):
     folder = make_export(tiny_bert, tmp_path / "plain")
     work = tmp_path / "work"
@@ -231,6 +239,7 @@ def test_int8_export_leaves_nothing_in_the_working_directory(tiny_bert, tmp_path
     assert (folder / "onnx" / QUANTIZED_FILE).is_file() and list(work.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_export_folder_given_by_a_relative_path_gets_its_onnx_files(tiny_bert, tmp_path, monkeypatch):
     make_export(tiny_bert, tmp_path / "runs" / "export")
     monkeypatch.chdir(tmp_path)
@@ -240,6 +249,7 @@ def test_an_export_folder_given_by_a_relative_path_gets_its_onnx_files(tiny_bert
     ).score(PAIRS)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_exports_with_onnx_files(tmp_path, capsys):
     out = tmp_path / "export"
     export_main([str(OLD_CHECKPOINT), "--out", str(out), "--onnx", "--quantize", "int8"])
@@ -283,6 +293,7 @@ def test_export_cli_errors_are_one_line_and_write_nothing(argv, message, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bad_backend_arguments(onnx_export):
     for kwargs, message in [
         ({"backend": "tensorrt"}, "backend must be one of torch, onnx"),

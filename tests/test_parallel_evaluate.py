@@ -35,6 +35,7 @@ def arguments(sets: tuple[Path, Path], model: str, out: Path, devices: int) -> l
 
 
 @pytest.mark.parametrize("model_fixture", ["wide_bert", "wide_xlmr"])
+@pytest.mark.slow
 def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tmp_path, capsys):
     model = request.getfixturevalue(model_fixture)
     alone = main([str(sets[0]), "--model", f"tiny={model}", "--fusion-val", str(sets[1]), "--samples", "200"])
@@ -61,6 +62,7 @@ def test_two_processes_write_the_results_of_one(model_fixture, request, sets, tm
     assert len(list((two / "shards" / "fusion-val" / shard_name("tiny")).glob("shard-*.jsonl"))) == 2
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, sets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = PairScorer.score

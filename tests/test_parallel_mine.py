@@ -41,6 +41,7 @@ def arguments(judged: tuple[Path, Path], model: str, out: Path, devices: int) ->
 
 
 @pytest.mark.parametrize("model_fixture", ["wide_bert", "wide_xlmr"])
+@pytest.mark.slow
 def test_two_processes_write_the_triplets_of_one(model_fixture, request, judged, tmp_path, capsys):
     model = request.getfixturevalue(model_fixture)
     one = tmp_path / "one.jsonl"
@@ -60,6 +61,7 @@ def test_two_processes_write_the_triplets_of_one(model_fixture, request, judged,
     assert sorted(p.name for p in Path(f"{two}.shards").iterdir()) == rounds
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, judged, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = PairScorer.score

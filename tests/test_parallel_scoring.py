@@ -56,6 +56,7 @@ def expected_lines(input: Path, model: str) -> str:
     return "".join(lines)
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_bytes_of_one_process(wide_bert, triplets, tmp_path):
     one = tmp_path / "one.jsonl"
     assert teacher(triplets, wide_bert, one, devices=1) == {
@@ -80,12 +81,14 @@ def test_two_processes_write_the_bytes_of_one_process(wide_bert, triplets, tmp_p
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_xlmr_teacher_scores_each_shard_alone(wide_xlmr, triplets, tmp_path):
     out = tmp_path / "out.jsonl"
     teacher(triplets, wide_xlmr, out, devices=1)
     assert out.read_text(encoding="utf-8") == expected_lines(triplets, wide_xlmr)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_rescoring_finished_shards(wide_bert, triplets, tmp_path, monkeypatch):
     scored: list[list[tuple[str, str]]] = []
     score = PairScorer.score

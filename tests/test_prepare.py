@@ -199,6 +199,7 @@ def test_bm25_tokenizers_and_tie_order():
     assert index.search("서울의 한강", 3) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_candidates_with_the_kiwi_tokenizer_match_morphemes(tmp_path):
     # "먹었다" shares the stem 먹 with p0 and only the ending 었다 with p1: kiwi's morphemes find p0, bigrams p1.
     corpus = [{"id": "p0", "text": "먹는 음식은 맛있다"}, {"id": "p1", "text": "갔었다 왔었다 있었다"}]

@@ -6,9 +6,13 @@ import csv
 import json
 import math
 
+import pytest
 from conftest import make_records, run_train_cli, write_jsonl
 
 from reranker.prepare import main
+
+# It prepares data and trains through the command line.
+pytestmark = pytest.mark.slow
 
 
 def test_teacher_scores_train_a_student_with_another_tokenizer(tmp_path, tiny_bert, tiny_xlmr):

@@ -66,6 +66,7 @@ def resume_setup(tiny_bert, tmp_path_factory):
         (1.0, 9, "last.ckpt of step 7, the end of epoch 0"),
     ],
 )
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(
     val_check_interval, kill_after, resumed_from, resume_setup, tiny_bert, tmp_path
 ):

@@ -27,6 +27,7 @@ def short_run(tiny_bert, triplet_files, tmp_path, *extra: str):
     return train(compose_config([*overrides, "trainer.max_epochs=1", *extra]))
 
 
+@pytest.mark.slow
 def test_mrr_at_5_is_monitored_checkpointed_and_exported(tiny_bert, triplet_files, tmp_path):
     metrics = short_run(tiny_bert, triplet_files, tmp_path, "metrics.mrr_k=5", "metrics.hit_ks=[1,2]")
     assert {key for key in metrics if not key.startswith("truncation/")} == {
@@ -40,6 +41,7 @@ def test_mrr_at_5_is_monitored_checkpointed_and_exported(tiny_bert, triplet_file
     assert "mrr@5" in (tmp_path / "export" / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_without_logger_trains_and_exports(tiny_bert, triplet_files, tmp_path):
     # The default callbacks hold a learning-rate monitor, which Lightning refuses without a logger: the run
     # drops it, and trains as the same run with a logger does.
@@ -51,6 +53,7 @@ def test_a_run_without_logger_trains_and_exports(tiny_bert, triplet_files, tmp_p
     assert not (tmp_path / "none" / "csv").exists()
 
 
+@pytest.mark.slow
 def test_validation_switched_off_exports_the_last_checkpoint(tiny_bert, triplet_files, tmp_path, capsys):
     metrics = short_run(tiny_bert, triplet_files, tmp_path, "+trainer.limit_val_batches=0")
     assert not any(key.startswith("val/") for key in metrics)
@@ -60,6 +63,7 @@ def test_validation_switched_off_exports_the_last_checkpoint(tiny_bert, triplet_
     assert "no validation" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_checkpoint_exports_and_serves_without_the_base_model_from_another_folder(
     tiny_bert, triplet_files, tmp_path, monkeypatch
 ):
@@ -80,6 +84,7 @@ def test_checkpoint_exports_and_serves_without_the_base_model_from_another_folde
     assert {"tokenizer.json", "config.json"} <= {path.name for path in Path("export").iterdir()}
 
 
+@pytest.mark.slow
 def test_progress_is_plain_lines_when_output_is_not_a_terminal(tiny_bert, triplet_files, tmp_path, capsys):
     train_file, val_file = triplet_files
     overrides = [
@@ -108,6 +113,7 @@ def test_a_terminal_gets_the_rich_bar(monkeypatch):
     assert isinstance(progress_bar(every_n_steps=5), ProgressLines)
 
 
+@pytest.mark.slow
 def test_a_new_head_is_one_line_of_ours_and_dependency_notices_are_gone(tiny_bert, triplet_files, tmp_path):
     encoder = tmp_path / "encoder"
     AutoModel.from_pretrained(tiny_bert).save_pretrained(encoder)  # no classification head

@@ -25,8 +25,8 @@ from conftest import MISSING
 from reranker import Reranker
 from reranker.model.loading import load_tokenizer
 
-# A server start per export: a minute or more.
-pytestmark = pytest.mark.slow
+# A server start per export (in .venv-infinity): a minute or more.
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[1]
 INFINITY_PYTHON = Path(os.environ.get("RERANKER_INFINITY_PYTHON", ROOT / ".venv-infinity" / "bin" / "python"))

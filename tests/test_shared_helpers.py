@@ -57,6 +57,7 @@ def test_evaluation_and_preparation_check_fields_alike(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_cache_skips_pairs_scored_before(tiny_bert, tmp_path, monkeypatch):
     from reranker.evaluation.evaluate import main
     from reranker.model.pair_scorer import PairScorer as Reranker

@@ -50,6 +50,7 @@ def fake_slurm(tmp_path, monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_preempted_job_saves_requeues_and_resumes_to_the_same_end(
     fake_slurm, triplet_files, tiny_bert, tmp_path
 ):

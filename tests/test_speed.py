@@ -52,6 +52,7 @@ def step_loss_and_grad(module, batch):
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+@pytest.mark.slow
 def test_chunked_forward_gives_the_scores_and_gradients_of_one_pass(model_fixture, request):
     """XLM-R derives position ids from its input: chunks fed looked-up embeddings must match too."""
     model_dir = request.getfixturevalue(model_fixture)
@@ -76,6 +77,7 @@ def test_chunked_forward_gives_the_scores_and_gradients_of_one_pass(model_fixtur
         torch.testing.assert_close(grad_chunked[name], grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_step_loss_is_the_same_whatever_order_its_queries_arrive_in(tiny_bert):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     module = RerankerModule(tiny_bert, dropout=0.0, forward_max_tokens=40)
@@ -184,6 +186,7 @@ def test_group_lengths_are_the_encoded_length_of_each_groups_longest_pair(model,
     assert len(set(encoded)) > 1  # groups of different lengths: the comparison means something
 
 
+@pytest.mark.slow
 def test_left_padded_prompts_run_in_one_pass_whatever_forward_max_tokens(tiny_qwen3):
     kind = ModelKind.from_config({**config_kind(), "form": "classifier"})
     tokenizer = set_padding_token(AutoTokenizer.from_pretrained(tiny_qwen3))

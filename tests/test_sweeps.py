@@ -40,6 +40,7 @@ def test_slurm_launcher_asks_one_task_per_device(trainer):
     assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices
 
 
+@pytest.mark.slow
 def test_a_multirun_goes_on_past_a_nan_run_and_returns_the_optimised_metric(
     nan_model, tiny_bert, triplet_files, tmp_path
 ):

@@ -63,7 +63,8 @@ def independent_mrr(checkpoint: Path, cfg, k: int = 10) -> float:
     return sum(reciprocal_ranks) / len(reciprocal_ranks)
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+# The tiny training of `make check` (tiny_bert); the same on XLM-R runs with the slow tests.
+@pytest.mark.parametrize("model_fixture", ["tiny_bert", pytest.param("tiny_xlmr", marks=pytest.mark.slow)])
 def test_fit_validates_and_exports_a_loadable_model(model_fixture, request, triplet_files, tmp_path):
     model_dir = request.getfixturevalue(model_fixture)
     train_file, val_file = triplet_files
@@ -98,6 +99,7 @@ def test_fit_validates_and_exports_a_loadable_model(model_fixture, request, trip
         assert not torch.allclose(base(**features).logits.view(-1), module(features))
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q2", "pos": "p"}\n')
@@ -121,6 +123,7 @@ def test_cli_reports_bad_data_in_one_line_and_writes_no_export(tiny_bert, tmp_pa
         ("model.dropout=1.5", "model.dropout must be in [0, 1) or null, got 1.5"),
     ],
 )
+@pytest.mark.slow
 def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_files, tmp_path):
     train_file, _ = triplet_files
     result = run_train_cli(
@@ -135,6 +138,7 @@ def test_cli_reports_bad_configuration(override, message, tiny_bert, triplet_fil
     assert "Seed set" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_fit_stopped_before_any_validation_still_saves_and_exports(tiny_bert, triplet_files, tmp_path):
     train_file, val_file = triplet_files
     overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path)
@@ -173,6 +177,7 @@ def test_each_loss_config_mirrors_its_constructor(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.slow
 def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_bert, tmp_path):
     train_file, val_file = scored_triplet_files(tmp_path)
     overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path / "run")
@@ -269,6 +274,7 @@ def test_mix_with_the_first_stage_teacher_trains_and_logs_each_component(tiny_be
         ),
     ],
 )
+@pytest.mark.slow
 def test_cli_reports_bad_loss_configuration(overrides, message, tiny_bert, triplet_files, tmp_path):
     train_file, _ = triplet_files
     result = run_train_cli(
@@ -284,6 +290,7 @@ def test_cli_reports_bad_loss_configuration(overrides, message, tiny_bert, tripl
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_cli_reports_teacher_scores_that_do_not_fit_their_passages(tiny_bert, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(

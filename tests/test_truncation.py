@@ -46,6 +46,7 @@ def test_longest_first_query_loss_matches_the_tokenizer(tokenizer, query, passag
     assert int(longest_first_query_loss(np.array([query]), np.array([passage]), 17)[0]) == expected
 
 
+@pytest.mark.slow
 def test_a_run_prints_and_records_truncation_per_file(tiny_bert, triplet_files, tmp_path, capsys):
     train_file, val_file = triplet_files
     overrides = tiny_run_overrides(tiny_bert, train_file, val_file, tmp_path / "run")

@@ -39,6 +39,7 @@ def items(update) -> dict:
     return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in update}
 
 
+@pytest.mark.slow
 def test_offline_run_writes_metrics_and_resolved_config(tiny_bert, triplet_files, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
