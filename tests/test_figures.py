@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each test reads every committed result file: seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -63,6 +63,7 @@ def rewrite(path: str, change) -> None:
     write_jsonl(Path(path), records)
 
 
+@pytest.mark.slow
 def test_first_stage_metrics_equal_evaluates_first_stage_row(tiny_bert, tmp_path):
     queries, corpus = candidate_lists(make_records()[1::2], tmp_path, negatives=(11, 11))
 
@@ -88,6 +89,7 @@ def test_first_stage_metrics_equal_evaluates_first_stage_row(tiny_bert, tmp_path
     assert module.validation.validation_ranks["first_stage"][1:3] == [1, 12]
 
 
+@pytest.mark.slow
 def test_the_first_stage_ranks_by_the_retrieved_order_as_evaluate_does_even_where_scores_tie(
     tiny_bert, tmp_path
 ):
@@ -135,6 +137,7 @@ def fit(tiny_bert, tmp_path, positive: str) -> tuple[dict[str, float], object, s
     return train(cfg), cfg, queries, corpus
 
 
+@pytest.mark.slow
 def test_a_run_below_its_first_stage_reports_it_with_evaluates_paired_tests(tiny_bert, tmp_path, capsys):
     # The first stage ranks every positive first: no reranker can beat it, this one ends below.
     metrics, cfg, queries, corpus = fit(tiny_bert, tmp_path, positive="first")
@@ -175,6 +178,7 @@ def test_a_run_below_its_first_stage_reports_it_with_evaluates_paired_tests(tiny
     assert "first stage" in card and "paired tests" in card and warnings[0] in card
 
 
+@pytest.mark.slow
 def test_a_run_above_its_first_stage_gives_no_warning(tiny_bert, tmp_path, capsys):
     # The first stage ranks every positive last, beyond MRR@10's cut-off.
     metrics, *_ = fit(tiny_bert, tmp_path, positive="last")
@@ -184,6 +188,7 @@ def test_a_run_above_its_first_stage_gives_no_warning(tiny_bert, tmp_path, capsy
     assert "first stage" in printed and not any(line.startswith("warning:") for line in printed.splitlines())
 
 
+@pytest.mark.slow
 def test_two_processes_report_the_first_stage_and_paired_tests_of_one(tiny_bert, tmp_path):
     records = make_records()
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
@@ -219,6 +224,7 @@ def test_two_processes_report_the_first_stage_and_paired_tests_of_one(tiny_bert,
     assert len(single) == 1 + 2 * 2 * 4
 
 
+@pytest.mark.slow
 def test_triplets_report_no_first_stage_even_when_they_carry_its_scores(tiny_bert, tmp_path, capsys):
     records = make_records()
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])

@@ -107,6 +107,7 @@ def small_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["bm25", "dense", "hybrid", "hybrid-shallow"])
+@pytest.mark.slow
 def test_mined_triplets_equal_the_slow_way(bert_encoder, name, small_blocks):
     queries = judged_queries()
     for options in CASES:
@@ -146,6 +147,7 @@ class Encodings:
 
 
 @pytest.mark.parametrize("name", ["dense", "hybrid"])
+@pytest.mark.slow
 def test_each_query_is_encoded_once(bert_encoder, name, monkeypatch):
     encodings = Encodings(monkeypatch)
     queries = judged_queries()
@@ -195,6 +197,7 @@ def test_a_window_past_the_corpus_stops_before_any_encoding(tmp_path, bert_encod
 
 
 @pytest.mark.parametrize("killed", ["while encoding passages", "after the search"])
+@pytest.mark.slow
 def test_an_interrupted_run_reuses_the_embedding_cache_and_writes_the_same_file(
     tmp_path, bert_encoder, monkeypatch, killed
 ):

@@ -75,6 +75,7 @@ def names(*units: str) -> list[str]:
     return [f"korquad/{unit}" for unit in units]
 
 
+@pytest.mark.slow
 def test_the_driver_trains_what_is_pending_once_and_reruns_only_what_is_missing_or_stale(
     tiny_bert, tmp_path, capsys
 ):
@@ -125,6 +126,7 @@ def test_the_driver_trains_what_is_pending_once_and_reruns_only_what_is_missing_
     assert "korquad/group_ce/seed1: made from other data (fingerprint 000000000000" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_teacher_whose_export_is_gone_is_trained_again_before_its_student(tiny_bert, tmp_path):
     build_data(tmp_path / "data")
     driver = make_study(tmp_path, tiny_bert, ["distill_kl"], (1,))

@@ -200,6 +200,7 @@ def test_each_loss_trains_a_few_steps_on_data_with_teacher_scores(name, tiny_ber
     assert len(losses) == 3 and all(math.isfinite(value) for value in losses)
 
 
+@pytest.mark.slow
 def test_mix_with_the_first_stage_teacher_trains_and_logs_each_component(tiny_bert, tmp_path):
     """Groups of 3 from records with one own negative: the third member is a corpus negative without a
     first-stage score, so the teacher term runs over the two scored members."""

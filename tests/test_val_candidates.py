@@ -68,6 +68,7 @@ def candidate_lists(
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_xlmr"])
+@pytest.mark.slow
 def test_training_logs_the_mrr_evaluate_prints_for_the_same_checkpoint(
     model_fixture, request, tmp_path, capsys
 ):
@@ -169,6 +170,7 @@ def test_a_candidates_file_without_its_corpus_or_with_an_unknown_id_is_refused(t
         setup_data(tmp_path, str(triplets), corpus, tiny_bert)
 
 
+@pytest.mark.slow
 def test_the_cli_stops_on_a_candidates_file_without_a_corpus_in_one_line(tiny_bert, tmp_path):
     records = make_records()
     train_file = write_jsonl(tmp_path / "train.jsonl", records[::2])
