@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from reranker.core.atomic import write_atomic
 from reranker.core.errors import InputError
 
 FORMAT = 1
@@ -91,7 +91,7 @@ class ShardFolder:
             return
         if any(self.folder.glob("shard-*.jsonl")):
             raise InputError(f"{self.folder}: shards without {CONFIG}; remove the folder to score again")
-        _write_atomic(where, json.dumps(self.config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_atomic(where, json.dumps(self.config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
     def finished(self) -> dict[int, Path]:
         """Each finished shard's file; a shard of another configuration, or in two files, is an error."""
@@ -109,7 +109,7 @@ class ShardFolder:
         """Write shard ``index``'s scores, one list per group, whole."""
         header = {"shard": index, "config": self.digest, "groups": len(scores)}
         lines = [json.dumps(header), *(json.dumps([float(s) for s in group]) for group in scores)]
-        _write_atomic(self.path(index), "\n".join(lines) + "\n")
+        write_atomic(self.path(index), "\n".join(lines) + "\n")
 
     def merge(self) -> list[list[float]]:
         """Every group's scores, in shard order; a lost, doubled or foreign shard is an error."""
@@ -160,10 +160,3 @@ class ShardFolder:
                 raise InputError(f"{path}, line {number}: expected {self.group_sizes[row]} scores")
             scores.append([float(value) for value in values])
         return scores
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Nothing half-written under the final name: a killed writer leaves only its temp file."""
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)

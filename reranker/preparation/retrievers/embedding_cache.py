@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from reranker.core.atomic import atomic_write, write_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -40,13 +41,6 @@ def corpus_identity(passages: Sequence[str]) -> dict:
 
 def _shard_ranges(rows: int, shard_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_size, rows)) for start in range(0, rows, shard_size)]
-
-
-def _write_atomic(path: Path, write: Callable[[object], None]) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with temp.open("wb") as handle:
-        write(handle)
-    os.replace(temp, path)
 
 
 class EmbeddingCache:
@@ -86,7 +80,7 @@ class EmbeddingCache:
                 stale.unlink()
         if reason or not manifest_path.is_file():
             text = json.dumps(self.manifest, indent=2, sort_keys=True) + "\n"
-            _write_atomic(manifest_path, lambda handle: handle.write(text.encode("utf-8")))
+            write_atomic(manifest_path, text.encode("utf-8"))
 
     def shard_path(self, number: int) -> Path:
         return self.folder / f"shard-{number:05d}.npy"
@@ -138,5 +132,6 @@ class EmbeddingCache:
             if shard is None:
                 shard = embed(passages[start:end]).astype(np.float16)  # [rows, D]
                 if self.folder is not None:
-                    _write_atomic(self.shard_path(number), lambda handle, s=shard: np.save(handle, s))
+                    with atomic_write(self.shard_path(number), "wb") as handle:
+                        np.save(handle, shard)
             yield shard
