@@ -18,13 +18,14 @@ def load(results_dir: Path = HERE / "results") -> dict[int, dict]:
 
 
 def table(results_dir: Path = HERE / "results") -> str:
-    """Markdown: per seed, MRR@10 before and after training, hit@1 after, validation MRR@10 after each epoch."""
+    """Markdown: per seed, MRR@10 before and after training, hit@1 after, validation MRR@10 after each epoch
+    and of the best checkpoint (the run's last validation)."""
     lines = [
-        "| seed | before | after | hit@1 after | MRR@10 after each epoch | minutes | commit |",
+        "| seed | before | after | hit@1 after | MRR@10 after epochs 1-4, then of the best checkpoint | minutes | commit |",
         "|---|---|---|---|---|---|---|",
     ]
     for seed, run in load(results_dir).items():
-        # One value a validation step (the best checkpoint's re-validation repeats the last one).
+        # One value a validation step; the last is the best checkpoint's, validated again at the end.
         by_step = {v["step"]: v["mrr@10"] for v in run["validations"] if v["step"] > 0}
         curve = " / ".join(f"{value:.3f}" for value in by_step.values())
         minutes = f"{run['seconds'] / 60:.1f}" if run.get("seconds") else "not timed"
