@@ -101,13 +101,14 @@ def prepare_candidates(
         records.append(
             {**query, "candidate_ids": ranked, "candidate_scores": list(hit.scores), "forced": forced}
         )
-    # A forced-in gold carries its own (lower) first-stage score, for fusion: from the same query encoding.
-    forced = [[position[r["candidate_ids"][-1]]] if r["forced"] else [] for r in records]
-    for record, values in zip(
-        records, score(encoded, forced, "first-stage scores of forced golds"), strict=True
-    ):
-        if values:
-            record["candidate_scores"][-1] = values[0]
+    if force_gold:
+        # A forced-in gold carries its own (lower) first-stage score, for fusion: from the same query encoding.
+        golds = [[position[r["candidate_ids"][-1]]] if r["forced"] else [] for r in records]
+        for record, values in zip(
+            records, score(encoded, golds, "first-stage scores of forced golds"), strict=True
+        ):
+            if values:
+                record["candidate_scores"][-1] = values[0]
     count = write_jsonl(Path(out), records)
     return {
         "retriever": getattr(first_stage, "name", "custom"),
