@@ -24,7 +24,8 @@ from plots import plot_mrr
 from study_arms import ARMS, BASELINE, HERE, SEEDS, TEACHER
 from study_results import MRR, VAL_MRR
 
-from reranker.evaluation.significance import paired_test
+from reranker.evaluation.significance import holm, paired_test
+from reranker.evaluation.tables import seed_mean
 
 START = "<!-- report.py: generated from results/, do not edit by hand -->"
 END = "<!-- report.py: end -->"
@@ -63,27 +64,11 @@ def current_data(arms: dict[str, dict[int, dict]]) -> tuple[dict, list[str]]:
     return {arm: seeds for arm, seeds in kept.items() if seeds}, left_out
 
 
-def seed_mean(values: list[list[float]]) -> list[float]:
-    """Per query, the mean over seeds: ``[Q]``."""
-    return [sum(column) / len(column) for column in zip(*values, strict=True)]
-
-
 def mean_interval(values: list[float], samples: int, seed: int = 0) -> list[float]:
     """95% percentile bootstrap interval of the mean of ``values`` (queries resampled)."""
     array = np.asarray(values, dtype=np.float64)
     picks = np.random.default_rng(seed).integers(0, array.size, size=(samples, array.size))  # [S, Q]
     return [float(v) for v in np.percentile(array[picks].mean(axis=1), [2.5, 97.5])]
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment of ``p_values`` (same order): controls the family-wise error rate."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for position, index in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - position) * p_values[index]))
-        adjusted[index] = running
-    return adjusted
 
 
 def list_table(arms: dict[str, dict[int, dict]], name: str, samples: int) -> dict:
