@@ -29,6 +29,7 @@ import json
 import re
 from pathlib import Path
 
+from reranker.core.jsonl import read_jsonl
 from reranker.evaluation.evalsets import EvalSet
 from reranker.evaluation.report import format_report
 from reranker.evaluation.tables import FIRST_STAGE, evaluate
@@ -51,8 +52,7 @@ def retrieved_flags(candidates: Path, recorded: dict) -> dict[str, bool]:
     )
     depth = list_depth(recorded)
     flags = {}
-    for line in candidates.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
+    for _, record in read_jsonl(candidates):
         qid, ids, golds = record["qid"], record["candidate_ids"], set(record["pos_ids"])
         ranks = [position + 1 for position, passage in enumerate(ids) if passage in golds]
         retrieved = bool(ranks) and not record.get("forced", False)

@@ -5,8 +5,9 @@
 
 Two mechanisms, over README.md, docs/*.md and experiments/*/README.md:
 
-- **Generated blocks.** A block between ``<!-- figures PATH:FUNCTION -->`` and ``<!-- /figures -->`` is the
-  markdown that ``FUNCTION()`` of the committed script ``PATH`` returns, read from committed result files.
+- **Generated blocks.** A block between ``<!-- figures PATH:FUNCTION [ARGUMENT] -->`` and
+  ``<!-- /figures -->`` is the markdown that ``FUNCTION()`` (or ``FUNCTION(ARGUMENT)``, a path from the
+  project root) of the committed script ``PATH`` returns, read from committed result files.
   A hand edit inside a block makes ``--check`` fail.
 - **Quoted figures.** Outside blocks and code fences, every number written with two or more decimals
   (``0.9437``, ``+0.068``, ``1.80×``) must be found in a source of that file: a generated block of the
@@ -26,7 +27,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- figures (\S+?):(\w+) -->\n)(.*?)(<!-- /figures -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- figures (\S+?):(\w+)(?: (\S+))? -->\n)(?P<body>.*?)(<!-- /figures -->)", re.DOTALL)
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 # Inline code, version numbers and constants such as ln 8 = 2.08 are not figures.
 NOT_FIGURES = re.compile(r"`[^`\n]*`|\b(?:Python|version|v)\s*\d+(?:\.\d+)+|\bln \d+ = \d+\.\d+")
@@ -65,9 +66,14 @@ def generator(script: str, function: str):
 
 def regenerate(text: str) -> str:
     """The document with every generated block replaced by what its function returns now."""
-    return BLOCK.sub(
-        lambda m: f"{m.group(1)}{generator(m.group(2), m.group(3))().rstrip()}\n{m.group(5)}", text
-    )
+    return BLOCK.sub(lambda m: f"{m.group(1)}{generate(m)}\n{m.group(6)}", text)
+
+
+def generate(block: re.Match) -> str:
+    """The markdown a block's function returns; a block's optional argument is a path from the project root."""
+    function = generator(block.group(2), block.group(3))
+    argument = block.group(4)
+    return (function(str(ROOT / argument)) if argument else function()).rstrip()
 
 
 def source_files(document: Path) -> list[Path]:
@@ -96,7 +102,7 @@ def numbers_in(text: str) -> Iterator[float]:
 @cache
 def known_values(document: Path) -> frozenset[str]:
     """Every number of the document's sources and blocks, as text at 2 to 6 decimals."""
-    texts = [m.group(4) for m in BLOCK.finditer(document.read_text(encoding="utf-8"))]
+    texts = [m.group("body") for m in BLOCK.finditer(document.read_text(encoding="utf-8"))]
     texts += [path.read_text(encoding="utf-8", errors="replace") for path in source_files(document)]
     values = {abs(v) for text in texts for v in numbers_in(text)}
     # A share may be quoted as a percentage and a percentage as a share.
