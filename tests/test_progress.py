@@ -89,3 +89,18 @@ def test_mine_and_candidates_report_each_stage_in_a_log(tmp_path, bert_encoder, 
           "--top-k", "3", *dense])  # fmt: skip
     labels = {line.split(":")[0] for line in capsys.readouterr().err.splitlines()}
     assert {"encode passages", "encode queries", "search"} <= labels
+
+
+def test_the_environment_sets_the_interval_and_a_bad_value_is_one_error(monkeypatch):
+    monkeypatch.setenv("RERANKER_PROGRESS_SECONDS", "0")
+    log = io.StringIO()
+    with Progress(10, "encode", "texts", stream=log) as progress:
+        progress.update(10)
+    assert LINE.match(log.getvalue().splitlines()[0])
+    monkeypatch.setenv("RERANKER_PROGRESS_SECONDS", "soon")
+    try:
+        Progress(10, "encode", "texts", stream=io.StringIO())
+    except ValueError as error:
+        assert "RERANKER_PROGRESS_SECONDS" in str(error) and "'soon'" in str(error)
+    else:
+        raise AssertionError("a bad interval was accepted")

@@ -8,13 +8,17 @@ left, and one closing line with the total time::
     encode passages: 8841823 texts in 3:01:22 (812.5 texts/s)
 
 Work that ends before the first line is due prints nothing, so short runs and tests stay quiet.
+``RERANKER_PROGRESS_SECONDS`` in the environment sets another interval (``5`` for a line every 5 s).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
+
+from reranker.core.errors import InputError
 
 EVERY_SECONDS = 30.0
 
@@ -45,7 +49,7 @@ class Progress:
         stream: TextIO | None = None,
     ) -> None:
         self.total, self.label, self.unit = total, label, unit
-        self.every_seconds = EVERY_SECONDS if every_seconds is None else every_seconds
+        self.every_seconds = every_seconds if every_seconds is not None else _interval()
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
         self.started = self.last_line = time.monotonic()
@@ -98,6 +102,20 @@ class Progress:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         self.close(finished=exc_type is None)
+
+
+def _interval() -> float:
+    """Seconds between plain lines: ``RERANKER_PROGRESS_SECONDS`` where set, else :data:`EVERY_SECONDS`."""
+    value = os.environ.get("RERANKER_PROGRESS_SECONDS", "").strip()
+    if not value:
+        return EVERY_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise InputError(f"RERANKER_PROGRESS_SECONDS must be a number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def _is_terminal(stream: TextIO) -> bool:
