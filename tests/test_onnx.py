@@ -304,3 +304,38 @@ def test_bad_backend_arguments(onnx_export):
             Reranker(onnx_export, **kwargs)
     with pytest.raises(InputError, match=r"not a checkpoint: reranker export .* --out DIR --onnx"):
         Reranker(OLD_CHECKPOINT, backend="onnx")
+
+
+@pytest.mark.slow
+def test_the_float32_graph_is_fused_and_says_so(onnx_export):
+    """ONNX Runtime's fused attention (one Attention node a layer) is what makes ONNX faster than torch."""
+    import onnx
+
+    record = json.loads((onnx_export / "onnx" / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+    layers = AutoConfig.from_pretrained(onnx_export).num_hidden_layers
+    assert record["graph"]["exporter"] == "torchscript"
+    assert record["graph"]["fused"]["operators"]["Attention"] == layers
+    graph = onnx.load(str(onnx_export / "onnx" / ONNX_FILE)).graph
+    assert sum(node.op_type == "Attention" for node in graph.node) == layers
+    assert not list((onnx_export / "onnx").glob(".fused-*"))
+
+
+def test_a_fused_graph_that_misses_the_logits_gives_way_to_the_unfused_one(tiny_xlmr, tmp_path, monkeypatch):
+    from reranker.serving import onnx_export as onnx_export_module
+
+    checked = onnx_export_module._check_logits
+
+    def refuse_fused(model, features, path):
+        if path.parent.name.startswith(".fused-"):
+            raise InputError(f"{path}: the ONNX graph does not reproduce the model's logits")
+        checked(model, features, path)
+
+    monkeypatch.setattr(onnx_export_module, "_check_logits", refuse_fused)
+    folder = make_export(tiny_xlmr, tmp_path / "export")
+    export_onnx(folder)
+    record = json.loads((folder / "onnx" / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+    assert record["graph"]["fused"]["kept"] == "unfused" and "logits" in record["graph"]["fused"]["reason"]
+    assert Reranker(folder, backend="onnx").score(PAIRS) == pytest.approx(
+        Reranker(folder, device="cpu").score(PAIRS), abs=1e-4
+    )
+    assert sorted(p.name for p in (folder / "onnx").iterdir()) == [FINGERPRINT_FILE, ONNX_FILE]

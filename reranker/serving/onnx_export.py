@@ -3,14 +3,19 @@
 
 ``export_onnx(folder, quantize="int8")`` adds them to an existing export (``reranker export FOLDER --onnx
 --quantize int8``); ``reranker export CHECKPOINT --out DIR --onnx`` writes them with the export.
-The graph comes from ``torch.onnx.export`` (the dynamo exporter, batch and sequence axes dynamic) and is
-checked against the torch model's logits before anything is kept; int8 is ONNX Runtime's dynamic
-quantisation (weights int8 per output channel in 7 bits, activations quantised at run time).
+The graph is traced by ``torch.onnx.export`` with the model's plain (eager) attention, batch and sequence
+axes dynamic, then fused by ONNX Runtime's transformer optimizer (one ``Attention`` node per layer, layer
+norms joined to their residual additions, GELU to its bias: ONNX Runtime's own operators, which its CPU and
+CUDA providers run). Every graph is checked against the torch model's logits before it is kept: a fused graph
+that is not close enough gives way to the unfused one, with the reason recorded in ``fingerprint.json``. int8
+is ONNX Runtime's dynamic quantisation of the fused graph (weights int8 per output channel in 7 bits,
+activations quantised at run time; the fused attention becomes its quantised form too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import re
@@ -77,10 +82,11 @@ def write_onnx(
     features = dict(tokenizer(EXAMPLE_QUERIES, EXAMPLE_PASSAGES, padding=True, return_tensors="pt"))
     large = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     path = onnx_folder / ONNX_FILE
-    _trace(model, features).save(str(path), external_data=large)
-    _check_logits(model, features, path)
-    written = [path]
     details: dict = {"torch": torch.__version__}
+    details["graph"] = _trace(model, features, path, large)
+    _check_logits(model, features, path)
+    details["graph"]["fused"] = _fuse(model, features, path, large)
+    written = [path]
     if quantize == "int8":
         written.append(_quantize_int8(path, onnx_folder / QUANTIZED_FILE, large))
         details["quantization"] = {
@@ -104,21 +110,63 @@ def _quiet() -> Iterator[None]:
         logging.disable(disabled)
 
 
-def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor]):
-    """The model's ONNX program, batch and sequence axes dynamic."""
+def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path, large: bool) -> dict:
+    """Write the model's ONNX graph to ``path``, batch and sequence axes dynamic; returns how it was made.
+
+    The TorchScript exporter traces the model with its plain (eager) attention: that graph is the one
+    ONNX Runtime's optimizer recognises and fuses. Inputs are given in the order of ``forward``'s
+    parameters (a positional trace binds them by position). Where that exporter is unavailable or fails,
+    the dynamo exporter writes the graph instead (correct, but its attention is not fused).
+    """
+    parameters = list(inspect.signature(model.forward).parameters)
+    names = sorted(
+        features, key=lambda name: parameters.index(name) if name in parameters else len(parameters)
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    previous = model.config._attn_implementation
+    try:
+        model.set_attn_implementation("eager")
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(model, tuple(features[name] for name in names), str(path), input_names=names,
+                              output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=17, dynamo=False,
+                              external_data=large)  # fmt: skip
+        return {"exporter": "torchscript", "attention": "eager"}
+    except Exception as error:  # noqa: BLE001 - any failure of this exporter leaves the dynamo one
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+    finally:
+        model.set_attn_implementation(previous)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    names = list(features)
     with _quiet(), torch.no_grad():
-        return torch.onnx.export(
-            model,
-            (),
-            kwargs=features,
-            input_names=names,
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
-            dynamo=True,
-            verbose=False,
-        )
+        program = torch.onnx.export(model, (), kwargs=features, input_names=names, output_names=[OUTPUT_NAME],
+                                    dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+                                    dynamo=True, verbose=False)  # fmt: skip
+    program.save(str(path), external_data=large)
+    return {"exporter": "dynamo", "torchscript_failed": reason}
+
+
+def _fuse(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path, large: bool) -> dict:
+    """Replace the graph at ``path`` by ONNX Runtime's fused one when that still gives the model's logits;
+    returns what was fused, or why the unfused graph was kept."""
+    from onnxruntime.transformers import optimizer
+
+    config = model.config
+    # Written under the final name in a folder of its own, so external weights keep their file name.
+    scratch = Path(tempfile.mkdtemp(prefix=".fused-", dir=path.parent))
+    fused_path = scratch / path.name
+    try:
+        with _quiet():
+            fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                             hidden_size=config.hidden_size, opt_level=0)  # fmt: skip
+            fused.save_model_to_file(str(fused_path), use_external_data_format=large)
+        operators = {name: count for name, count in fused.get_fused_operator_statistics().items() if count}
+        _check_logits(model, features, fused_path)
+        for file in scratch.iterdir():
+            file.replace(path.parent / file.name)
+    except Exception as error:  # noqa: BLE001 - the unfused graph is correct and kept
+        return {"kept": "unfused", "reason": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"operators": operators}
 
 
 def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path) -> None:
@@ -150,8 +198,9 @@ def _quantize_int8(source: Path, target: Path, large: bool) -> Path:
         # Weights in 7 bits (reduce_range): CPUs with AVX2 but no VNNI multiply uint8 activations by int8
         # weights in 16-bit sums that saturate at 8 bits; 7 bits cannot, so the file scores alike on every
         # x86 CPU.
+        # A fused graph's operators (ONNX Runtime's own) have no type in ONNX shape inference: float.
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         use_external_data_format=large)  # fmt: skip
+                         use_external_data_format=large, extra_options={"DefaultTensorType": 1})  # fmt: skip
     return target
 
 
