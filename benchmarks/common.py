@@ -10,6 +10,8 @@ backend. ``SHARED`` (default
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,3 +42,18 @@ def worker_env() -> dict[str, str]:
         "WANDB_MODE": "offline",
         "TOKENIZERS_PARALLELISM": "false",
     }
+
+
+def machine() -> dict:
+    """What ran it: the CPU model, cores, threads PyTorch uses by default, the platform."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def commit_of(code: Path) -> str:
+    """The commit of a checkout, with "+changes" where tracked files differ from it."""
+    head = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "-C", str(code), "diff", "--quiet", "HEAD"]).returncode != 0
+    return head + ("+changes" if dirty else "")

@@ -3,16 +3,21 @@
 Runs, alternating, the metric set as the trainer updates it (one rank computation shared by the set) and a
 plain torch reference (each metric ranking on its own with the masked-max formulation this project used
 before), checks that both give the same values, and prints the median and best wall time of each with the
-process CPU time (on a shared machine the CPU time is the steadier figure).
+process CPU time (on a shared machine the CPU time is the steadier figure). ``--out`` (default
+``benchmarks/results/metrics.json``) records them with the machine; ``benchmarks/tables.py`` makes the README's
+table from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
+from common import commit_of, machine
 
 from reranker.evaluation.metrics import rank_counts, ranking_metrics, update_all
 
@@ -43,6 +48,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1_000_000)
     parser.add_argument("--candidates", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "metrics.json")
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(0)
     shape = (args.queries, args.candidates)
@@ -60,16 +66,33 @@ def main() -> None:
             timings[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     if values["ours"] != values["reference"]:
         raise SystemExit(f"values differ: {values}")
-    print(f"{args.queries:,} queries x {args.candidates} candidates, {torch.get_num_threads()} threads")
-    print(f"values (equal in both): {values['ours']}")
-    print("| implementation | wall median s | wall best s | CPU median s |")
-    print("|---|---|---|---|")
-    for name, runs in timings.items():
-        walls = [wall for wall, _ in runs[1:]]  # the first run warms the allocator
-        cpus = [cpu for _, cpu in runs[1:]]
-        print(
-            f"| {name} | {statistics.median(walls):.3f} | {min(walls):.3f} | {statistics.median(cpus):.3f} |"
-        )
+    summary = {
+        name: {
+            "wall_median": statistics.median(
+                wall for wall, _ in runs[1:]
+            ),  # the first run warms the allocator
+            "wall_best": min(wall for wall, _ in runs[1:]),
+            "cpu_median": statistics.median(cpu for _, cpu in runs[1:]),
+        }
+        for name, runs in timings.items()
+    }
+    record = {
+        "benchmark": "metrics",
+        "queries": args.queries,
+        "candidates": args.candidates,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "machine": machine(),
+        "commit": commit_of(Path(__file__).resolve().parents[1]),
+        "recorded": time.strftime("%Y-%m-%d"),
+        "values": values["ours"],
+        "timings": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    from tables import metrics_table
+
+    print(metrics_table(str(args.out)))
 
 
 if __name__ == "__main__":

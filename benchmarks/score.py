@@ -5,7 +5,9 @@ torch, and ONNX Runtime float32 and int8), sentence-transformers' ``CrossEncoder
 ONNX backend with its own int8 file) and FlagEmbedding's ``FlagReranker.compute_score`` on the same pairs
 and the same weights (``benchmarks/setup.py`` builds the folders and the ONNX files), each in its own
 process, alternating the order every round; prints a table: pairs/s (median over rounds), peak RSS, the
-largest and mean score difference to float32 torch, and the ratios the scoring goals name.
+largest and mean score difference to float32 torch, and the ratios the scoring goals name. ``--out``
+(default ``benchmarks/results/score_<workload>.json``) records them with the machine and the commit;
+``benchmarks/tables.py`` makes the README's table from it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import json
 import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from common import HERE, SCORERS, WORK, worker_env
+from common import HERE, ROOT, SCORERS, WORK, commit_of, machine, worker_env
 
 # Each system's scores are compared with float32 torch on the same weights: equal within rounding for
 # float32 systems, the cost of quantisation for int8 ones.
@@ -35,6 +39,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--systems", nargs="+", choices=list(SCORERS), default=list(SCORERS))
+    parser.add_argument(
+        "--out", type=Path, help="results JSON (default benchmarks/results/score_WORKLOAD.json)"
+    )
     args = parser.parse_args()
     model = WORK / "models" / args.workload
     runs = WORK / "runs" / f"score-{args.workload}"
@@ -63,24 +70,30 @@ def main() -> None:
             results[system].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"round {round_number + 1}: {results[system][-1]}", flush=True)
     scores = {system: json.loads((runs / f"{system}.json").read_text()) for system in systems}
-    speed = {s: statistics.median(run["pairs_per_s"] for run in results[s]) for s in systems}
-    print(f"\n{args.pairs} pairs, {args.workload} workload, model {model}, {args.rounds} round(s)")
-    print(f"| system | pairs/s | peak RSS GB | score difference to {REFERENCE}: max / mean |")
-    print("|---|---|---|---|")
+    differences = {}
     for system in systems:
-        rss = max(run["peak_rss_gb"] for run in results[system])
         if REFERENCE in scores and system != REFERENCE:
-            differences = [abs(a - b) for a, b in zip(scores[REFERENCE], scores[system], strict=True)]
-            difference = f"{max(differences):.1e} / {statistics.mean(differences):.1e}"
-        else:
-            difference = ""
-        print(f"| {system} | {speed[system]:.1f} | {rss:.2f} | {difference} |")
-    print("\n| goal | measured | met |")
-    print("|---|---|---|")
-    for faster, slower, goal in GOALS:
-        if faster in speed and slower in speed:
-            ratio = speed[faster] / speed[slower]
-            print(f"| {faster} >= {goal}x {slower} | {ratio:.2f}x | {'yes' if ratio >= goal else 'no'} |")
+            gaps = [abs(a - b) for a, b in zip(scores[REFERENCE], scores[system], strict=True)]
+            differences[system] = {"max": max(gaps), "mean": statistics.mean(gaps)}
+    record = {
+        "benchmark": "score",
+        "workload": args.workload,
+        "pairs": args.pairs,
+        "rounds": args.rounds,
+        "reference": REFERENCE,
+        "machine": machine(),
+        "commit": commit_of(ROOT),
+        "recorded": time.strftime("%Y-%m-%d"),
+        "runs": results,
+        "differences": differences,
+        "goals": [list(goal) for goal in GOALS],
+    }
+    out = args.out or ROOT / "benchmarks" / "results" / f"score_{args.workload}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    from tables import score_table
+
+    print(score_table(str(out)))
 
 
 if __name__ == "__main__":

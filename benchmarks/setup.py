@@ -122,15 +122,24 @@ def build_onnx(folder: Path) -> None:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workloads", nargs="+", choices=("korean", "english"), default=["korean", "english"]
+    )
+    parser.add_argument(
+        "--no-onnx", action="store_true", help="skip the ONNX files (training benchmarks only)"
+    )
+    args = parser.parse_args()
     from reranker.model.loading import packaged_model_path
 
-    if not (ME5_SMALL / "model.safetensors").is_file():
+    if "korean" in args.workloads and not (ME5_SMALL / "model.safetensors").is_file():
         convert = SHARED / "tools" / "me5-small" / "convert.sh"
         subprocess.run([str(convert), str(ME5_SMALL), sys.executable], check=True)
     bases = {"korean": str(ME5_SMALL), "english": packaged_model_path()}
     builders = {"korean": korean_triplets, "english": english_triplets}
     for workload, base in bases.items():
+        if workload not in args.workloads:
+            continue
         data = WORK / "data" / workload
         data.mkdir(parents=True, exist_ok=True)
         if not (data / "train.jsonl").is_file():
@@ -138,7 +147,8 @@ def main() -> None:
         pairs_from_triplets(data)
         build_model(base, WORK / "models" / workload)
         portable_tokenizer_class(WORK / "models" / workload)
-        build_onnx(WORK / "models" / workload)
+        if not args.no_onnx:
+            build_onnx(WORK / "models" / workload)
         print(f"{workload}: {data} and {WORK / 'models' / workload}")
 
 

@@ -5,7 +5,11 @@ The same probes watch every system, so the figures are comparable whatever the f
 - global forward hooks count, per step, the token positions the model processed (the ``[n, L, H]``
   input of each pass through the encoder stack: n × L) and the real ones (the ids that are not the pad
   id, counted where the word-embedding table is looked up).
-Prints one JSON line: pairs/s and real tokens/s over the steps after ``WARMUP``, padding share, peak RSS.
+- memory: the resident set when the first training forward pass starts (weights, data, the runtime), then
+  at the first optimizer step the bytes of the parameters, of those that train, of their gradients and of
+  the optimizer's state; the rest of the peak is activations and the allocator's slack.
+Prints one JSON line: pairs/s and real tokens/s over the steps after ``WARMUP``, padding share, peak RSS
+and that breakdown.
 Settings fixed for all systems: group 4, 8 queries per step, 256 tokens per pair (FlagEmbedding: query 64 +
 passage 192), all weights trained, fp32 on CPU, learning rate 2e-5, no validation, no checkpoints.
 Imports only what its system needs (FlagEmbedding runs under transformers 4).
@@ -29,16 +33,30 @@ class Probe:
         self.vocab_size, self.pad_id = vocab_size, pad_id
         self.step_ends: list[float] = []
         self.tokens: list[list[int]] = [[0, 0]]  # per step: [processed, real]
+        self.memory: dict[str, float] = {}
         register_optimizer_step_post_hook(self.on_step)
         torch.nn.modules.module.register_module_forward_hook(self.on_forward)
 
     def on_step(self, optimizer, args, kwargs) -> None:
         self.step_ends.append(time.perf_counter())
         self.tokens.append([0, 0])
+        if "trained_gb" not in self.memory:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+            self.memory |= {
+                "trained_gb": sum(p.numel() * p.element_size() for p in params) / 2**30,
+                "gradients_gb": sum(p.grad.numel() * p.grad.element_size() for p in params) / 2**30,
+                "optimizer_state_gb": sum(t.numel() * t.element_size() for t in state) / 2**30,
+            }
 
     def on_forward(self, module, inputs, output) -> None:
         if not module.training:
             return
+        if "rss_at_first_forward_gb" not in self.memory:
+            self.memory["rss_at_first_forward_gb"] = current_rss_gb()
+            self.memory["peak_rss_before_training_gb"] = peak_rss_gb()
+            root = next((m for m in gc_modules() if module in set(m.modules())), module)
+            self.memory["weights_gb"] = sum(p.numel() * p.element_size() for p in root.parameters()) / 2**30
         if isinstance(module, torch.nn.Embedding) and module.num_embeddings == self.vocab_size:
             self.tokens[-1][1] += int((inputs[0] != self.pad_id).sum())
         elif (
@@ -61,8 +79,27 @@ class Probe:
             "pairs_per_s": steps * QUERIES * GROUP / seconds,
             "real_tokens_per_s": real / seconds,
             "padding_share": 1 - real / processed,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "peak_rss_gb": peak_rss_gb(),
+            "memory": self.memory,
         }
+
+
+def current_rss_gb() -> float:
+    """The process's resident set now, GB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**30
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def gc_modules() -> list[torch.nn.Module]:
+    """The largest live modules (the whole model first), found through the garbage collector."""
+    import gc
+
+    modules = [o for o in gc.get_objects() if isinstance(o, torch.nn.Module)]
+    return sorted(modules, key=lambda m: sum(p.numel() for p in m.parameters()), reverse=True)[:1]
 
 
 def run_ours(model: str, triplets: str, out: str, steps: int, *extra_overrides: str) -> None:

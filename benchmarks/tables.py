@@ -1,0 +1,135 @@
+"""Markdown tables of the benchmark result files in ``benchmarks/results/``, for ``scripts/figures.py`` blocks.
+
+Each function takes one result file (a path) and returns the table the README shows for it, so a figure in
+the README can always be traced to a committed file and the script that formats it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+# MS MARCO passage ranking: the corpus, and the training queries that have a judged passage.
+MSMARCO_PASSAGES = 8_841_823
+MSMARCO_TRAIN_QUERIES = 502_939
+
+
+def read(path: str) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def mining_table(path: str) -> str:
+    """Mining: each system's wall, CPU and RSS, our stages' rates, the overlap, and the MS MARCO projection."""
+    result = read(path)
+    settings = result["settings"]
+    lines = [
+        f"{result['queries']:,} queries × {result['passages']:,} passages ({result['workload']}), "
+        f"{result['model']}, window {settings['window'][0]}-{settings['window'][1]}, relative margin "
+        f"{settings['relative_margin']}, {settings['num_negatives']} negatives, {settings['max_length']} "
+        f"tokens, {settings['dtype']}, {settings['rounds']} round(s) (median); {result['machine']['cpu']}, "
+        f"{result['machine']['cores']} cores; commit {result['commit']}, recorded {result['recorded']}.",
+        "",
+        "| system | wall s | CPU s | peak RSS GB | wall / our wall |",
+        "|---|---|---|---|---|",
+    ]
+    walls = {name: statistics.median(run["wall"] for run in runs) for name, runs in result["runs"].items()}
+    for name, runs in result["runs"].items():
+        cpu = statistics.median(run["cpu"] for run in runs)
+        rss = max(run["rss"] for run in runs)
+        label = f"{name} ({result['before_commit']})" if name == "ours, before" else name
+        lines.append(
+            f"| {label} | {walls[name]:.1f} | {cpu:.1f} | {rss:.2f} | {walls[name] / walls['ours']:.2f} |"
+        )
+    overlap = result["negatives_inside_st_window"]
+    lines += ["", f"Our {overlap['negatives']:,} negatives inside sentence-transformers' whole window: "
+              f"{overlap['share']:.1%}."]  # fmt: skip
+    if result.get("same_file_as_before") is not None:
+        same = "the same bytes" if result["same_file_as_before"] else "a different file"
+        lines[-1] += f" Before and after the change wrote {same}."
+    rates = result["runs"]["ours"][0].get("rates", {})
+    passages, queries = rates.get("encode passages"), rates.get("encode queries")
+    if passages and queries:
+        per_passages, per_queries = 100_000 / passages, 1_000 / queries
+        total = MSMARCO_PASSAGES / passages + MSMARCO_TRAIN_QUERIES / queries
+        lines += ["", f"Our encoding: {passages:.1f} passages/s ({per_passages:,.0f} s per 100,000 passages), "
+                  f"{queries:.1f} queries/s ({per_queries:.1f} s per 1,000 queries). Projected to MS MARCO "
+                  f"({MSMARCO_PASSAGES:,} passages, {MSMARCO_TRAIN_QUERIES:,} training queries) on this "
+                  f"machine: {hours(total)} of encoding, exact search and the margin filter not included."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def metrics_table(path: str) -> str:
+    """The metric set over Q × C: ours (one rank computation shared) against a rank computation per metric."""
+    result = read(path)
+    lines = [
+        f"MRR@10 + hit@1/3/5 over {result['queries']:,} × {result['candidates']} scores, {result['threads']} "
+        f"threads, {result['repeats'] - 1} timed runs after one warm-up; {result['machine']['cpu']}; commit "
+        f"{result['commit']}, recorded {result['recorded']}. Both give the same values.",
+        "",
+        "| implementation | wall median s | wall best s | CPU median s |",
+        "|---|---|---|---|",
+    ]
+    for name, timing in result["timings"].items():
+        lines.append(
+            f"| {name} | {timing['wall_median']:.3f} | {timing['wall_best']:.3f} | {timing['cpu_median']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(path: str) -> str:
+    """Training memory per setting: peak RSS and where it goes, with the speed of the same run."""
+    result = read(path)
+    lines = [
+        f"multilingual-e5-small, KorQuAD triplets, group 4 × 8 queries, 256 tokens, fp32, {result['steps']} "
+        f"steps; {result['machine']['cpu']}, {result['machine']['cores']} cores; commit {result['commit']}, "
+        f"recorded {result['recorded']}. GB = 2^30 bytes.",
+        "",
+        "| setting | peak RSS GB | at training start | weights | trained | gradients | optimizer state "
+        "| rest of the peak | pairs/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in result["runs"].items():
+        memory = run["memory"]
+        rest = run["peak_rss_gb"] - memory["rss_at_first_forward_gb"] - memory["gradients_gb"]
+        rest -= memory["optimizer_state_gb"]
+        lines.append(
+            f"| {name} | {run['peak_rss_gb']:.2f} | {memory['rss_at_first_forward_gb']:.2f} | "
+            f"{memory['weights_gb']:.2f} | {memory['trained_gb']:.2f} | {memory['gradients_gb']:.2f} | "
+            f"{memory['optimizer_state_gb']:.2f} | {rest:.2f} | {run['pairs_per_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def score_table(path: str) -> str:
+    """Scoring: each system's pairs/s and peak RSS, its scores' difference to float32 torch, and the goals."""
+    result = read(path)
+    speed = {
+        name: statistics.median(run["pairs_per_s"] for run in runs) for name, runs in result["runs"].items()
+    }
+    lines = [
+        f"{result['pairs']:,} pairs ({result['workload']}), {result['rounds']} round(s) (median); "
+        f"{result['machine']['cpu']}, {result['machine']['cores']} cores; commit {result['commit']}, recorded "
+        f"{result['recorded']}.",
+        "",
+        f"| system | pairs/s | peak RSS GB | score difference to {result['reference']}: max / mean |",
+        "|---|---|---|---|",
+    ]
+    for name, runs in result["runs"].items():
+        gap = result["differences"].get(name)
+        difference = f"{gap['max']:.1e} / {gap['mean']:.1e}" if gap else ""
+        lines.append(
+            f"| {name} | {speed[name]:.1f} | {max(r['peak_rss_gb'] for r in runs):.2f} | {difference} |"
+        )
+    lines += ["", "| goal | measured | met |", "|---|---|---|"]
+    for faster, slower, goal in result["goals"]:
+        if faster in speed and slower in speed:
+            ratio = speed[faster] / speed[slower]
+            lines.append(
+                f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
+            )
+    return "\n".join(lines)
