@@ -220,6 +220,9 @@ def test_the_report_tests_seed_means_holm_adjusts_them_and_shows_partial_results
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text
     assert "| group_ce (2 of 3 seeds) |" in text and "| lambdaloss | no result yet |" in text
     assert "left out, made from another data build: bce/seed1" in text
+    # Four queries cannot show a difference: every cell and the conclusion say so, and that it is partial.
+    assert text.count("seeds: **no difference shown**") == 5
+    assert "Partial (5 of " in text and "No arm differs from group_ce (no difference shown)." in text
     assert (tmp_path / "mrr.png").stat().st_size > 0
 
 

@@ -2,13 +2,19 @@
 
     python experiments/objectives/report.py            # results/ -> mrr.png and README.md's generated block
 
+The README's block is a ``scripts/figures.py`` block (``<!-- figures experiments/objectives/report.py:block
+-->``): ``python scripts/figures.py --check`` fails where it differs from what :func:`block` makes of the
+committed results.
+
 Per domain and evaluated first stage: each arm's MRR@10 per seed and its mean (the reranker alone), the
 mean fused with the first stage, and paired tests of the seed-averaged per-query reciprocal ranks against
 ``group_ce`` and against the first stage alone (the reranker alone and fused): the difference, its 95%
 bootstrap interval over queries, the permutation p-value, the Holm-adjusted p over every comparison of that
-table, and how many seeds agree in sign with the mean difference. Partial results are fine: an arm shows
-how many seeds it has, and one without any says so. Result files made from another data build than most of
-the domain's are left out and listed.
+table, how many seeds agree in sign with the mean difference, and the verdict: "better" or "worse" only
+where the Holm-adjusted p is below 0.05 and every seed agrees, else "no difference shown". Each table ends
+with its conclusion in words. Partial results are fine: an arm shows how many seeds it has, one without any
+says so, and a conclusion drawn before every arm has every seed says it is partial. Result files made from
+another data build than most of the domain's are left out and listed.
 """
 
 from __future__ import annotations
@@ -16,19 +22,22 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from plots import plot_mrr
-from study_arms import ARMS, BASELINE, HERE, SEEDS, TEACHER
-from study_results import MRR, VAL_MRR
 
-from reranker.evaluation.significance import holm, paired_test
-from reranker.evaluation.tables import seed_mean
+# Imported by path from scripts/figures.py as well: the sibling modules sit beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_arms import ARMS, BASELINE, HERE, SEEDS, TEACHER  # noqa: E402
+from study_results import MRR, VAL_MRR  # noqa: E402
 
-START = "<!-- report.py: generated from results/, do not edit by hand -->"
-END = "<!-- report.py: end -->"
+from reranker.evaluation.significance import holm, paired_test, verdict  # noqa: E402
+from reranker.evaluation.tables import seed_mean  # noqa: E402
+
+START = "<!-- figures experiments/objectives/report.py:block -->"
+END = "<!-- /figures -->"
 ROWS = (*ARMS, TEACHER)
 # (column, the per-query values of a result's list entry tested, against what)
 COMPARISONS = (
@@ -120,7 +129,39 @@ def fmt_test(test: dict | None, seeds: int) -> str:
     if test is None:
         return "—"
     return (f"{test['difference']:+.4f} [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}], p {test['p_value']:.4f} "
-            f"(Holm {test['holm_p']:.4f}), {test['seeds agreeing']}/{seeds} seeds")  # fmt: skip
+            f"(Holm {test['holm_p']:.4f}), {test['seeds agreeing']}/{seeds} seeds: "
+            f"**{judge(test, seeds)}**")  # fmt: skip
+
+
+def judge(test: dict, seeds: int) -> str:
+    """better / worse / no difference shown: Holm p < 0.05 and every seed agreeing, as evaluate decides."""
+    return verdict(test["difference"], test["holm_p"], test["seeds agreeing"], seeds)
+
+
+def conclusion(name: str, table: dict, expected_seeds: int) -> str:
+    """The table in words: which arms differ from the baseline and which beat the first stage, alone and fused."""
+    rows = table["arms"]
+    complete = all(a in rows and len(rows[a]["seeds"]) == expected_seeds for a in ARMS)
+    said = [] if complete else [f"Partial ({sum(len(r['seeds']) for a, r in rows.items() if a in ARMS)} of "
+                                f"{len(ARMS) * expected_seeds} arm × seed results):"]  # fmt: skip
+    phrases = (  # (column, "better/worse ...", "no arm ...")
+        (f"vs {BASELINE}", f"than {BASELINE}", f"no arm differs from {BASELINE}"),
+        ("vs first stage", f"than {name} alone", f"no arm alone differs from {name} alone"),
+        ("fused vs first stage", f"than {name} alone when fused with it",
+         f"no arm fused with {name} differs from {name} alone"),
+    )  # fmt: skip
+    for column, than, none in phrases:
+        verdicts = {arm: judge(row[column], len(row["seeds"])) for arm, row in rows.items() if column in row}
+        if not verdicts:
+            continue
+        for word in ("better", "worse"):
+            arms = [f"{arm} ({rows[arm][column]['difference']:+.4f}, Holm p {rows[arm][column]['holm_p']:.4f})"
+                    for arm, v in verdicts.items() if v == word]  # fmt: skip
+            if arms:
+                said.append(f"{word} {than}: {', '.join(arms)}.")
+        if all(v == "no difference shown" for v in verdicts.values()):
+            said.append(f"{none} (no difference shown).")
+    return " ".join(said[:1] + [s[0].upper() + s[1:] for s in said[1:]]) if said else ""
 
 
 def table_lines(domain: str, name: str, table: dict, expected_seeds: int) -> list[str]:
@@ -144,7 +185,8 @@ def table_lines(domain: str, name: str, table: dict, expected_seeds: int) -> lis
             + " | ".join(tests)
             + " |"
         )
-    return lines
+    text = conclusion(name, table, expected_seeds)
+    return lines + (["", text] if text else [])
 
 
 def selection_line(results: Path, domain: str) -> str:
@@ -195,10 +237,18 @@ def build(results: Path, samples: int = 10000) -> tuple[list[str], dict]:
     return lines, summary
 
 
+def block() -> str:
+    """The README's generated block, from the committed result files (``scripts/figures.py`` calls it)."""
+    lines, summary = build(HERE / "results")
+    if summary:
+        lines.append("![MRR@10 per arm](mrr.png)")
+    return "\n".join(lines)
+
+
 def write_block(readme: Path, lines: list[str]) -> None:
     """Replace the README's generated block (between the START and END markers) with ``lines``."""
     text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
+    if START not in text or END not in text.split(START, 1)[1]:
         raise ValueError(f"{readme}: no generated block ({START} ... {END})")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
@@ -214,6 +264,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     lines, summary = build(args.results, args.samples)
     if summary:
+        from plots import plot_mrr
+
         plot_mrr(summary, args.plot)
         lines.append(f"![MRR@10 per arm]({args.plot.name})")
     write_block(args.readme, lines)
