@@ -9,6 +9,7 @@ from torch import nn
 
 from reranker.core.errors import InputError
 from reranker.model.adapters import LoraSettings, apply_lora
+from reranker.model.attention import use_recomputed_attention
 from reranker.model.dropout import apply_dropout, check_dropout
 from reranker.model.kinds import ModelKind, Scorer
 from reranker.model.loading import load_tokenizer, set_padding_token
@@ -55,6 +56,9 @@ class RerankerModule(L.LightningModule):
             kernel: on CPU a kernel with dropout does not exist, and attention falls back to a path that
             materialises and masks every ``[heads, L, L]`` probability matrix (about 1.6x slower training
             of the demo model). The model's config keeps the base model's value.
+        recompute_attention: with attention dropout, keep no ``[heads, L, L]`` matrix for the backward pass
+            and compute the probabilities again there (:mod:`reranker.model.attention`): far less memory at
+            long lengths for one more ``Q Kᵀ`` product a layer. Encoder cross-encoders only.
         forward_max_tokens: pairs of a batch are sorted by length and run through the model in chunks of
             at most this many tokens, each cut to its own longest pair, so the padding of the batch (to its
             longest pair) is not computed; the scores and the loss are those of one pass. None: one pass.
@@ -89,6 +93,7 @@ class RerankerModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         dropout: float | None = None,
         attention_dropout: float | None = None,
+        recompute_attention: bool = False,
         forward_max_tokens: int | None = 2048,
         mrr_k: int = 10,
         hit_ks: tuple[int, ...] = (1, 3, 5),
@@ -116,6 +121,8 @@ class RerankerModule(L.LightningModule):
             # Non-reentrant: gradients reach the adapters even though the frozen embeddings need none.
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         apply_dropout(self.model, dropout, attention_dropout)
+        if recompute_attention:
+            use_recomputed_attention(self.model, self.kind)
         if lora_settings is not None:
             self.model = apply_lora(self.model, lora_settings, self.kind)
             # Checkpoints hold the trained weights only; the frozen base comes from model_name_or_path.
