@@ -3,7 +3,7 @@
     python scripts/figures.py            # rewrite every generated block from the result files
     python scripts/figures.py --check    # exit 1, with a diff, where a block or a quoted figure disagrees
 
-Two mechanisms, over README.md, docs/*.md and experiments/*/README.md:
+Two mechanisms, over README.md, docs/*.md, experiments/*/README.md and benchmarks/README.md:
 
 - **Generated blocks.** A block between ``<!-- figures PATH:FUNCTION [ARGUMENT] -->`` and
   ``<!-- /figures -->`` is the markdown that ``FUNCTION()`` (or ``FUNCTION(ARGUMENT)``, a path from the
@@ -13,6 +13,9 @@ Two mechanisms, over README.md, docs/*.md and experiments/*/README.md:
   (``0.9437``, ``+0.068``, ``1.80×``) must be found in a source of that file: a generated block of the
   same file, or a committed result file listed in ``SOURCES`` (a number there, rounded to the quoted
   decimals; a difference quoted as ``+0.068`` matches ``0.068``). A figure found nowhere fails the check.
+
+A section between ``<!-- recorded by hand: REASON -->`` and ``<!-- /recorded by hand -->`` is left out of the
+second check: older measurements that no result file holds, which the document must say in its own text.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- figures (\S+?):(\w+)(?: (\S+))? -->\n)(?P<body>.*?)(<!-- /figures -->)", re.DOTALL)
+HAND = re.compile(r"<!-- recorded by hand: [^>]+ -->.*?<!-- /recorded by hand -->", re.DOTALL)
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 # Inline code, version numbers and constants such as ln 8 = 2.08 are not figures.
 NOT_FIGURES = re.compile(r"`[^`\n]*`|\b(?:Python|version|v)\s*\d+(?:\.\d+)+|\bln \d+ = \d+\.\d+")
@@ -41,12 +45,13 @@ SOURCES = {
     ],
     "README.md": ["experiments/demo/results/*.json"],
     "docs/*.md": ["experiments/*/results/**/*.json", "benchmarks/results/**/*.json"],
+    "benchmarks/README.md": ["benchmarks/results/*.json"],
 }
 
 
 def documents() -> list[Path]:
     """The documents that quote figures."""
-    patterns = ["README.md", "docs/*.md", "experiments/*/README.md"]
+    patterns = ["README.md", "docs/*.md", "experiments/*/README.md", "benchmarks/README.md"]
     return sorted(path for pattern in patterns for path in ROOT.glob(pattern))
 
 
@@ -111,8 +116,9 @@ def known_values(document: Path) -> frozenset[str]:
 
 
 def prose(text: str) -> str:
-    """A document without its generated blocks, code fences, inline code and version numbers."""
-    return NOT_FIGURES.sub("", FENCE.sub("", BLOCK.sub("", text)))
+    """A document without its generated blocks, hand-recorded sections, code fences, inline code and
+    version numbers."""
+    return NOT_FIGURES.sub("", FENCE.sub("", HAND.sub("", BLOCK.sub("", text))))
 
 
 def unsourced(document: Path) -> list[str]:

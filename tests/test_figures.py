@@ -25,7 +25,7 @@ def test_every_quoted_figure_matches_the_committed_results(figures, capsys):
 
 def copy_of_the_project(tmp_path: Path, figures) -> Path:
     """The documents, the experiments and the figures script, in a folder the check can be pointed at."""
-    for name in ("README.md", "docs", "experiments", "scripts"):
+    for name in ("README.md", "docs", "experiments", "scripts", "benchmarks"):
         source = ROOT / name
         copy = shutil.copytree if source.is_dir() else shutil.copyfile
         copy(
@@ -69,3 +69,20 @@ def test_regenerating_restores_a_generated_table(figures, tmp_path):
     readme.write_text(original[:start] + original[start:].replace("| 42 (default) |", "| 42 |", 1))
     assert figures.main([]) == 0
     assert readme.read_text(encoding="utf-8") == original
+
+
+def test_only_a_section_marked_as_recorded_by_hand_is_left_out_of_the_check(figures, tmp_path, capsys):
+    root = copy_of_the_project(tmp_path, figures)
+    readme = root / "benchmarks" / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index("<!-- recorded by hand: "), text.index("<!-- /recorded by hand -->")
+    known = figures.known_values(readme)
+    wrong = next(f"{v / 1000:.3f}" for v in range(1001, 2000) if f"{v / 1000:.3f}" not in known)
+    inside = text[:start] + text[start:end].replace("\n\n", f"\n\nA figure {wrong} s.\n\n", 1) + text[end:]
+    readme.write_text(inside, encoding="utf-8")
+    assert figures.main(["--check"]) == 0, capsys.readouterr().err
+    outside = text[:start] + f"A figure {wrong} s.\n\n" + text[start:]
+    readme.write_text(outside, encoding="utf-8")
+    figures.known_values.cache_clear()
+    assert figures.main(["--check"]) == 1
+    assert f"'{wrong}'" in capsys.readouterr().err

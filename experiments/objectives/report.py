@@ -125,43 +125,53 @@ def list_table(arms: dict[str, dict[int, dict]], name: str, samples: int) -> dic
     return {"queries": len(qids), "first stage": sum(first_stage) / len(first_stage), "arms": rows}
 
 
-def fmt_test(test: dict | None, seeds: int) -> str:
+def fmt_test(test: dict | None, seeds: int, expected: int) -> str:
     if test is None:
         return "—"
     return (f"{test['difference']:+.4f} [{test['ci_low']:+.3f}, {test['ci_high']:+.3f}], p {test['p_value']:.4f} "
             f"(Holm {test['holm_p']:.4f}), {test['seeds agreeing']}/{seeds} seeds: "
-            f"**{judge(test, seeds)}**")  # fmt: skip
+            f"**{judge(test, seeds, expected)}**")  # fmt: skip
 
 
-def judge(test: dict, seeds: int) -> str:
-    """better / worse / no difference shown: Holm p < 0.05 and every seed agreeing, as evaluate decides."""
+def judge(test: dict, seeds: int, expected: int) -> str:
+    """better / worse / no difference shown: Holm p < 0.05 and every seed agreeing, as evaluate decides;
+    "pending" while an arm has fewer seeds than the study runs (one seed always agrees with itself)."""
+    if seeds < expected:
+        return f"pending ({seeds} of {expected} seeds)"
     return verdict(test["difference"], test["holm_p"], test["seeds agreeing"], seeds)
 
 
 def conclusion(name: str, table: dict, expected_seeds: int) -> str:
-    """The table in words: which arms differ from the baseline and which beat the first stage, alone and fused."""
+    """The table in words: per comparison, which arms are better, worse, not shown to differ, or not judged
+    yet (fewer seeds than the study runs)."""
     rows = table["arms"]
     complete = all(a in rows and len(rows[a]["seeds"]) == expected_seeds for a in ARMS)
-    said = [] if complete else [f"Partial ({sum(len(r['seeds']) for a, r in rows.items() if a in ARMS)} of "
-                                f"{len(ARMS) * expected_seeds} arm × seed results):"]  # fmt: skip
-    phrases = (  # (column, "better/worse ...", "no arm ...")
-        (f"vs {BASELINE}", f"than {BASELINE}", f"no arm differs from {BASELINE}"),
-        ("vs first stage", f"than {name} alone", f"no arm alone differs from {name} alone"),
-        ("fused vs first stage", f"than {name} alone when fused with it",
-         f"no arm fused with {name} differs from {name} alone"),
-    )  # fmt: skip
-    for column, than, none in phrases:
-        verdicts = {arm: judge(row[column], len(row["seeds"])) for arm, row in rows.items() if column in row}
-        if not verdicts:
-            continue
-        for word in ("better", "worse"):
-            arms = [f"{arm} ({rows[arm][column]['difference']:+.4f}, Holm p {rows[arm][column]['holm_p']:.4f})"
-                    for arm, v in verdicts.items() if v == word]  # fmt: skip
-            if arms:
-                said.append(f"{word} {than}: {', '.join(arms)}.")
-        if all(v == "no difference shown" for v in verdicts.values()):
-            said.append(f"{none} (no difference shown).")
-    return " ".join(said[:1] + [s[0].upper() + s[1:] for s in said[1:]]) if said else ""
+    count = sum(len(r["seeds"]) for a, r in rows.items() if a in ARMS)
+    said = [] if complete else [f"Partial ({count} of {len(ARMS) * expected_seeds} arm × seed results)."]
+    labels = {
+        f"vs {BASELINE}": f"Against {BASELINE}",
+        "vs first stage": f"Alone against {name} alone",
+        "fused vs first stage": f"Fused with {name}, against {name} alone",
+    }
+    for column, label in labels.items():
+        groups: dict[str, list[str]] = {}
+        for arm, row in rows.items():
+            if column not in row:
+                continue
+            word = judge(row[column], len(row["seeds"]), 1 if arm == TEACHER else expected_seeds)
+            word = "not judged yet (too few seeds)" if word.startswith("pending") else word
+            test = row[column]
+            detail = (
+                f" ({test['difference']:+.4f}, Holm p {test['holm_p']:.4f})"
+                if word in ("better", "worse")
+                else ""
+            )
+            groups.setdefault(word, []).append(arm + detail)
+        if groups:
+            said.append(
+                f"{label}: " + "; ".join(f"{word}: {', '.join(arms)}" for word, arms in groups.items()) + "."
+            )
+    return " ".join(said)
 
 
 def table_lines(domain: str, name: str, table: dict, expected_seeds: int) -> list[str]:
@@ -179,7 +189,8 @@ def table_lines(domain: str, name: str, table: dict, expected_seeds: int) -> lis
         count = len(row["seeds"])
         partial = f" ({count} of {expected_seeds} seeds)" if arm != TEACHER and count < expected_seeds else ""
         per_seed = ", ".join(f"s{s} {value:.4f}" for s, value in row[MRR].items())
-        tests = [fmt_test(row.get(column), count) for column, _, _ in COMPARISONS]
+        needed = 1 if arm == TEACHER else expected_seeds
+        tests = [fmt_test(row.get(column), count, needed) for column, _, _ in COMPARISONS]
         lines.append(
             f"| {arm}{partial} | {per_seed} | {row['mean']:.4f} | {row['fused mean']:.4f} | "
             + " | ".join(tests)
@@ -227,6 +238,12 @@ def build(results: Path, samples: int = 10000) -> tuple[list[str], dict]:
         val = {arm: [r["validation"].get(VAL_MRR) for r in seeds.values()] for arm, seeds in arms.items()}
         lines.append("Validation MRR@10 per arm (seeds): " + "; ".join(
             f"{arm} " + ", ".join("—" if v is None else f"{v:.4f}" for v in values) for arm, values in val.items()) + ".")  # fmt: skip
+        units = [r for seeds in arms.values() for r in seeds.values() if r["training"].get("seconds")]
+        if units:
+            train = [r["training"]["seconds"] / 60 for r in units]
+            scoring = [sum(e.get("seconds", 0) for e in r.get("evaluation", {}).values()) / 60 for r in units]
+            lines.append(f"Time per unit on this machine (units so far: {len(units)}): training {min(train):.0f}-"
+                         f"{max(train):.0f} min, evaluation {min(scoring):.0f}-{max(scoring):.0f} min.")  # fmt: skip
         for label, names_ in (
             ("diverged (no evaluation)", diverged),
             ("left out, made from another data build", left_out),
