@@ -167,7 +167,10 @@ def run(command: list[str], code: Path = ROOT) -> dict:
     measuring process, with ``code`` (a checkout of this project) on ``PYTHONPATH``."""
     env = worker_env() | {"PYTHONPATH": str(code), "RERANKER_PROGRESS_SECONDS": "5"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, *command], env=env, capture_output=True, text=True)
+    # Run from the checkout: `python -m` puts the working directory ahead of PYTHONPATH.
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURED, *command], env=env, cwd=code, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{command[:4]} failed:\n{done.stderr[-3000:]}")
