@@ -15,9 +15,6 @@ goes to PyTorch's fused kernel, as the ``sdpa`` implementation does.
 from __future__ import annotations
 
 import torch
-from transformers import AttentionInterface, AttentionMaskInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import sdpa_mask
 
 from reranker.core.errors import InputError
 from reranker.model.kinds import EncoderClassifier, ModelKind
@@ -84,6 +81,8 @@ def recomputed_attention_forward(
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """The attention function registered as :data:`NAME`: ``[B, L, H, D]`` output as transformers expects."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
     if dropout == 0.0 or not torch.is_grad_enabled():
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -95,7 +94,11 @@ def recomputed_attention_forward(
 
 
 def register() -> str:
-    """Make :data:`NAME` an attention implementation transformers knows (with the sdpa mask); returns it."""
+    """Make :data:`NAME` an attention implementation transformers knows (with the sdpa mask); returns it.
+    The interfaces are transformers 5's; imported here so the module loads under transformers 4 too."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
     AttentionInterface.register(NAME, recomputed_attention_forward)
     AttentionMaskInterface.register(NAME, sdpa_mask)
     return NAME
