@@ -9,9 +9,11 @@ backend. ``SHARED`` (default
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,3 +59,15 @@ def commit_of(code: Path) -> str:
                           text=True).stdout.strip()  # fmt: skip
     dirty = subprocess.run(["git", "-C", str(code), "diff", "--quiet", "HEAD"]).returncode != 0
     return head + ("+changes" if dirty else "")
+
+
+def write_result(path: Path, record: dict) -> None:
+    """Write a benchmark's result file: ``record`` with what ran it (machine, commit, day)."""
+    record = {
+        **record,
+        "machine": machine(),
+        "commit": commit_of(ROOT),
+        "recorded": time.strftime("%Y-%m-%d"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -21,10 +21,9 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common import HERE, PYTHONS, ROOT, WORK, commit_of, machine, worker_env
+from common import HERE, PYTHONS, ROOT, WORK, worker_env, write_result
 
 RECIPE = ["model=multilingual_e5_small"]
 SETTINGS = {
@@ -75,13 +74,9 @@ def main() -> None:
         "benchmark": "memory",
         "workload": "korean",
         "steps": args.steps,
-        "machine": machine(),
-        "commit": commit_of(ROOT),
-        "recorded": time.strftime("%Y-%m-%d"),
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_result(args.out, record)
     from tables import memory_table
 
     print(memory_table(str(args.out)))

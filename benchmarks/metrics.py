@@ -11,13 +11,12 @@ table from it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from common import commit_of, machine
+from common import write_result
 
 from reranker.evaluation.metrics import rank_counts, ranking_metrics, update_all
 
@@ -82,14 +81,10 @@ def main() -> None:
         "candidates": args.candidates,
         "repeats": args.repeats,
         "threads": torch.get_num_threads(),
-        "machine": machine(),
-        "commit": commit_of(Path(__file__).resolve().parents[1]),
-        "recorded": time.strftime("%Y-%m-%d"),
         "values": values["ours"],
         "timings": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_result(args.out, record)
     from tables import metrics_table
 
     print(metrics_table(str(args.out)))

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ME5_SMALL, PYTHONS, ROOT, SHARED, WORK, commit_of, machine, worker_env
+from common import ME5_SMALL, PYTHONS, ROOT, SHARED, WORK, commit_of, worker_env, write_result
 
 HERE = Path(__file__).resolve()
 # Runs the command as its child, then prints the child's CPU seconds (user + system) and peak RSS (GB).
@@ -267,17 +267,13 @@ def main() -> None:
             "dtype": args.dtype,
             "rounds": args.rounds,
         },  # fmt: skip
-        "machine": machine(),
-        "commit": commit_of(ROOT),
         "before_commit": commit_of(args.before) if args.before is not None else None,
-        "recorded": time.strftime("%Y-%m-%d"),
         "runs": results,
         "negatives_inside_st_window": {"share": share, "negatives": count},
         "same_file_as_before": same_as_before,
     }
     out = args.out or ROOT / "benchmarks" / "results" / f"mine_{args.workload}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_result(out, record)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from tables import mining_table
 

@@ -17,10 +17,9 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common import HERE, ROOT, SCORERS, WORK, commit_of, machine, worker_env
+from common import HERE, ROOT, SCORERS, WORK, worker_env, write_result
 
 # Each system's scores are compared with float32 torch on the same weights: equal within rounding for
 # float32 systems, the cost of quantisation for int8 ones.
@@ -81,16 +80,12 @@ def main() -> None:
         "pairs": args.pairs,
         "rounds": args.rounds,
         "reference": REFERENCE,
-        "machine": machine(),
-        "commit": commit_of(ROOT),
-        "recorded": time.strftime("%Y-%m-%d"),
         "runs": results,
         "differences": differences,
         "goals": [list(goal) for goal in GOALS],
     }
     out = args.out or ROOT / "benchmarks" / "results" / f"score_{args.workload}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_result(out, record)
     from tables import score_table
 
     print(score_table(str(out)))
