@@ -133,3 +133,72 @@ def score_table(path: str) -> str:
                 f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
             )
     return "\n".join(lines)
+
+
+def train_table(path: str) -> str:
+    """Training speed: each system's pairs/s, real tokens/s and share of the matmul-bound limit, and the goals."""
+    result = read(path)
+    settings = result["settings"]
+    runs = result["runs"]
+    speed = {name: statistics.median(run["pairs_per_s"] for run in system) for name, system in runs.items()}
+    low, high = min(result["matmul_gflops"]), max(result["matmul_gflops"])
+    per_token = result["flop_per_real_token"]
+    dropout = settings["attention_dropout"]
+    dropout = "the base model's attention dropout" if dropout is None else f"attention dropout {dropout:g}"
+    lines = [
+        f"{result['workload']} workload ({result['model']}), group 4 × 8 queries, 256 tokens, every weight "
+        f"trained, fp32, {dropout}; {settings['steps']} steps ({next(iter(runs.values()))[0]['timed_steps']} timed), "
+        f"{settings['rounds']} alternating round(s) (median); {result['machine']['cpu']}, "
+        f"{result['machine']['cores']} cores; commit {result['commit']}, recorded {result['recorded']}.",
+        "",
+        "| system | pairs/s | real tokens/s | padding share | peak RSS GB | share of the limit | ours / system |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, system in runs.items():
+        tokens = statistics.median(run["real_tokens_per_s"] for run in system)
+        padding = statistics.median(run["padding_share"] for run in system)
+        rss = max(run["peak_rss_gb"] for run in system)
+        share = f"{tokens * per_token / high / 1e9:.0%}-{tokens * per_token / low / 1e9:.0%}"
+        ratio = f"{speed['ours'] / speed[name]:.2f}" if "ours" in speed else ""
+        lines.append(
+            f"| {name} | {speed[name]:.2f} | {tokens:.0f} | {padding:.1%} | {rss:.2f} | {share} | {ratio} |"
+        )
+    lines += [
+        "",
+        f"The limit: {per_token:.2e} FLOP per real token (6 per weight of the encoder's layers, plus "
+        f"attention at the mean {result['mean_real_length']:.0f} real tokens a pair) at {low:.0f}-{high:.0f} "
+        f"GFLOP/s (`matmul.py`'s feed-forward shape, before and after the systems): "
+        f"{low * 1e9 / per_token:,.0f}-{high * 1e9 / per_token:,.0f} real tokens/s.",
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+    ]
+    for faster, slower, goal in result["goals"]:
+        if faster in speed and slower in speed:
+            ratio = speed[faster] / speed[slower]
+            lines.append(
+                f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
+            )
+    return "\n".join(lines)
+
+
+def compile_table(path: str) -> str:
+    """``torch.compile`` against eager on one training step: ms a step, the compile time, the loss check."""
+    result = read(path)
+    timings = {name: statistics.median(values) for name, values in result["ms_per_step"].items()}
+    seconds = result["seconds"]
+    lines = [
+        f"{result['workload']} workload, one batch of {result['shape'][0]} pairs × {result['shape'][1]} tokens, "
+        f"{result['steps']} timed steps × {result['rounds']} alternating rounds (median), {result['threads']} "
+        f"threads, torch {result['torch']}; {result['machine']['cpu']}; commit {result['commit']}, recorded "
+        f"{result['recorded']}.",
+        "",
+        "| step | ms a step | eager / this | first step with dropout s |",
+        "|---|---|---|---|",
+    ]
+    for name, ms in timings.items():
+        first = seconds.get(f"{name}, first step with dropout")
+        lines.append(f"| {name} | {ms:.0f} | {timings['eager'] / ms:.2f} | {first:.1f} |")
+    lines += ["", f"Two steps without dropout from the same weights: losses {result['losses_without_dropout']}, "
+              f"largest difference {result['largest_loss_difference']:.1e}."]  # fmt: skip
+    return "\n".join(lines)
