@@ -25,6 +25,9 @@ prefixes). ``--model`` and the pooling/prefix options override the workload's mo
 (``RERANKER_PROGRESS_SECONDS=5``); the texts a second of encoding passages and queries are read from those
 lines and give the time per 100,000 passages and per 1,000 queries that the README's projection uses.
 
+``--onnx`` adds ours with ``--retriever-backend onnx`` (the embedding model through ONNX Runtime) and the share
+of queries whose negatives it mines exactly as the torch run does.
+
 ``--out`` (default ``benchmarks/results/mine_<workload>.json``) records the settings, the machine, the commit and
 every run; ``benchmarks/tables.py`` makes the README's table from it.
 """
@@ -102,14 +105,15 @@ def max_length_of(model: str) -> int:
     return int(json.loads(config.read_text())["max_seq_length"]) if config.is_file() else 512
 
 
-def ours_command(args: argparse.Namespace, out: Path) -> list[str]:
+def ours_command(args: argparse.Namespace, out: Path, backend: str = "torch") -> list[str]:
     command = [PYTHONS["ours"], "-m", "reranker.prepare", "mine", "--queries", str(args.queries), "--corpus",
                str(args.corpus), "--out", str(out), "--window", str(args.window[0]), str(args.window[1]),
                "--num-hard-negatives", str(args.num_negatives), "--relative-margin", str(args.relative_margin),
                "--retriever", "dense", "--dense-model", args.model, "--dense-batch-size", str(args.batch_size),
                "--dense-max-length", str(args.max_length), "--query-prefix", args.query_prefix,
                "--passage-prefix", args.passage_prefix, "--retriever-dtype", args.dtype]  # fmt: skip
-    return command + (["--pooling", args.pooling] if args.pooling else [])
+    command += ["--pooling", args.pooling] if args.pooling else []
+    return command + (["--retriever-backend", backend] if backend != "torch" else [])
 
 
 def st_command(args: argparse.Namespace, out: Path, whole_window: bool = False) -> list[str]:
@@ -189,6 +193,12 @@ def overlap(ours: Path, window: Path) -> tuple[float, int]:
     return inside / max(total, 1), total
 
 
+def same_negatives(ours: Path, other: Path) -> float:
+    """The share of queries whose negatives (and their order) are the same in two ``prepare mine`` files."""
+    a, b = read_jsonl(ours), read_jsonl(other)
+    return sum(x["neg"] == y["neg"] for x, y in zip(a, b, strict=True)) / max(len(a), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=("msmarco", "korquad"), default="msmarco")
@@ -208,6 +218,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, help="another checkout: its prepare mine as a third system")
+    parser.add_argument("--onnx", action="store_true", help="also ours with --retriever-backend onnx")
     parser.add_argument(
         "--out", type=Path, help="results JSON (default benchmarks/results/mine_WORKLOAD.json)"
     )
@@ -240,6 +251,8 @@ def main() -> None:
     if args.before is not None:
         before = args.before.resolve()
         commands["ours, before"] = lambda: run(ours_command(args, folder / "before.jsonl"), code=before)
+    if args.onnx:
+        commands["ours, onnx"] = lambda: run(ours_command(args, folder / "ours_onnx.jsonl", backend="onnx"))
     results: dict[str, list[dict]] = {name: [] for name in commands}
     for round_number in range(args.rounds):
         order = list(commands) if round_number % 2 == 0 else list(reversed(commands))
@@ -272,6 +285,8 @@ def main() -> None:
         "negatives_inside_st_window": {"share": share, "negatives": count},
         "same_file_as_before": same_as_before,
     }
+    if args.onnx:
+        record["onnx_same_negatives"] = same_negatives(folder / "ours.jsonl", folder / "ours_onnx.jsonl")
     out = args.out or ROOT / "benchmarks" / "results" / f"mine_{args.workload}.json"
     write_result(out, record)
     sys.path.insert(0, str(ROOT / "benchmarks"))

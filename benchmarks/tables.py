@@ -51,15 +51,19 @@ def mining_table(path: str) -> str:
     if result.get("same_file_as_before") is not None:
         same = "the same bytes" if result["same_file_as_before"] else "a different file"
         lines[-1] += f" Before and after the change wrote {same}."
-    rates = result["runs"]["ours"][0].get("rates", {})
-    passages, queries = rates.get("encode passages"), rates.get("encode queries")
-    if passages and queries:
-        per_passages, per_queries = 100_000 / passages, 1_000 / queries
-        total = MSMARCO_PASSAGES / passages + MSMARCO_TRAIN_QUERIES / queries
-        lines += ["", f"Our encoding: {passages:.1f} passages/s ({per_passages:,.0f} s per 100,000 passages), "
-                  f"{queries:.1f} queries/s ({per_queries:.1f} s per 1,000 queries). Projected to MS MARCO "
-                  f"({MSMARCO_PASSAGES:,} passages, {MSMARCO_TRAIN_QUERIES:,} training queries) on this "
-                  f"machine: {hours(total)} of encoding, exact search and the margin filter not included."]  # fmt: skip
+    if "onnx_same_negatives" in result:
+        lines += ["", f"Ours with the ONNX backend mined the same negatives, in the same order, as ours with "
+                  f"torch for {result['onnx_same_negatives']:.1%} of the queries."]  # fmt: skip
+    for name, label in (("ours", "Our encoding"), ("ours, onnx", "With the ONNX backend")):
+        rates = result["runs"].get(name, [{}])[0].get("rates", {})
+        passages, queries = rates.get("encode passages"), rates.get("encode queries")
+        if passages and queries:
+            per_passages, per_queries = 100_000 / passages, 1_000 / queries
+            total = MSMARCO_PASSAGES / passages + MSMARCO_TRAIN_QUERIES / queries
+            lines += ["", f"{label}: {passages:.1f} passages/s ({per_passages:,.0f} s per 100,000 passages), "
+                      f"{queries:.1f} queries/s ({per_queries:.1f} s per 1,000 queries). Projected to MS MARCO "
+                      f"({MSMARCO_PASSAGES:,} passages, {MSMARCO_TRAIN_QUERIES:,} training queries) on this "
+                      f"machine: {hours(total)} of encoding, exact search and the margin filter not included."]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -142,6 +142,21 @@ def check_fingerprint(name_or_path: str, onnx_file: str) -> Path:
     return onnx_path
 
 
+def onnx_session(path: str | Path, device: str = "cpu"):
+    """An ONNX Runtime session of ``path`` on ``"cpu"`` or ``"cuda"`` (``"cuda"`` needs ``onnxruntime-gpu``)."""
+    import onnxruntime as ort
+
+    provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        raise InputError(
+            f"device {device!r}: this onnxruntime has no {provider} "
+            f"(available: {', '.join(ort.get_available_providers())}; pip install onnxruntime-gpu for CUDA)"
+        )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: graph optimisation notes are not the user's concern
+    return ort.InferenceSession(str(path), options, providers=[provider])
+
+
 class OnnxClassifier:
     """An ONNX sequence classifier called like the torch model: ``model(**features).logits`` ``[N, 1]``.
 
@@ -151,17 +166,7 @@ class OnnxClassifier:
     """
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        import onnxruntime as ort
-
-        provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
-        if provider not in ort.get_available_providers():
-            raise InputError(
-                f"device {device!r}: this onnxruntime has no {provider} "
-                f"(available: {', '.join(ort.get_available_providers())}; pip install onnxruntime-gpu for CUDA)"
-            )
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: graph optimisation notes are not the user's concern
-        self.session = ort.InferenceSession(str(path), options, providers=[provider])
+        self.session = onnx_session(path, device)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.path = Path(path)
 

@@ -60,5 +60,6 @@ def prepare_encode(
         max_length=options.get("max_length", 512),
         device=options.get("device"),
         dtype=options.get("dtype"),
+        backend=options.get("backend", "torch"),
     )
     return {"corpus": len(passages), "shards": shards, "worker": worker, "cache": options["cache_dir"]}

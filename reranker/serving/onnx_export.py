@@ -40,6 +40,7 @@ from reranker.model.onnx_backend import (
     OUTPUT_NAME,
     QUANTIZED_FILE,
     check_onnx_kind,
+    onnx_session,
     weight_files,
     write_fingerprint,
 )
@@ -83,9 +84,9 @@ def write_onnx(
     large = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     path = onnx_folder / ONNX_FILE
     details: dict = {"torch": torch.__version__}
-    details["graph"] = _trace(model, features, path, large)
+    details["graph"] = trace_graph(model, features, path, large)
     _check_logits(model, features, path)
-    details["graph"]["fused"] = _fuse(model, features, path, large)
+    details["graph"]["fused"] = fuse_graph(model, features, path, large)
     written = [path]
     if quantize == "int8":
         written.append(_quantize_int8(path, onnx_folder / QUANTIZED_FILE, large))
@@ -110,8 +111,16 @@ def _quiet() -> Iterator[None]:
         logging.disable(disabled)
 
 
-def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path, large: bool) -> dict:
-    """Write the model's ONNX graph to ``path``, batch and sequence axes dynamic; returns how it was made.
+def trace_graph(
+    model: torch.nn.Module,
+    features: dict[str, torch.Tensor],
+    path: Path,
+    large: bool,
+    output: str = OUTPUT_NAME,
+) -> dict:
+    """Write the model's ONNX graph to ``path``, batch and sequence axes dynamic, its output named ``output``;
+    returns how it was made. ``model`` is a Hugging Face model or a module with its ``config`` and
+    ``set_attn_implementation``.
 
     The TorchScript exporter traces the model with its plain (eager) attention: that graph is the one
     ONNX Runtime's optimizer recognises and fuses. Inputs are given in the order of ``forward``'s
@@ -128,7 +137,7 @@ def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path
         model.set_attn_implementation("eager")
         with _quiet(), torch.no_grad():
             torch.onnx.export(model, tuple(features[name] for name in names), str(path), input_names=names,
-                              output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=17, dynamo=False,
+                              output_names=[output], dynamic_axes=axes, opset_version=17, dynamo=False,
                               external_data=large)  # fmt: skip
         return {"exporter": "torchscript", "attention": "eager"}
     except Exception as error:  # noqa: BLE001 - any failure of this exporter leaves the dynamo one
@@ -137,16 +146,20 @@ def _trace(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path
         model.set_attn_implementation(previous)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with _quiet(), torch.no_grad():
-        program = torch.onnx.export(model, (), kwargs=features, input_names=names, output_names=[OUTPUT_NAME],
+        program = torch.onnx.export(model, (), kwargs=features, input_names=names, output_names=[output],
                                     dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
                                     dynamo=True, verbose=False)  # fmt: skip
     program.save(str(path), external_data=large)
     return {"exporter": "dynamo", "torchscript_failed": reason}
 
 
-def _fuse(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path, large: bool) -> dict:
-    """Replace the graph at ``path`` by ONNX Runtime's fused one when that still gives the model's logits;
-    returns what was fused, or why the unfused graph was kept."""
+def fuse_graph(
+    model: torch.nn.Module, features: dict[str, torch.Tensor], path: Path, large: bool, check=None
+) -> dict:
+    """Replace the graph at ``path`` by ONNX Runtime's fused one when that still gives the model's output
+    (``check(model, features, path)`` raises otherwise; default: the logits); returns what was fused, or why
+    the unfused graph was kept."""
+    check = check or _check_logits
     from onnxruntime.transformers import optimizer
 
     config = model.config
@@ -159,7 +172,7 @@ def _fuse(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path,
                                              hidden_size=config.hidden_size, opt_level=0)  # fmt: skip
             fused.save_model_to_file(str(fused_path), use_external_data_format=large)
         operators = {name: count for name, count in fused.get_fused_operator_statistics().items() if count}
-        _check_logits(model, features, fused_path)
+        check(model, features, fused_path)
         for file in scratch.iterdir():
             file.replace(path.parent / file.name)
     except Exception as error:  # noqa: BLE001 - the unfused graph is correct and kept
@@ -169,18 +182,24 @@ def _fuse(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path,
     return {"operators": operators}
 
 
-def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path) -> None:
-    """The float32 graph gives the torch model's logits on a batch other than the traced one."""
-    import onnxruntime as ort
-
-    # Three pairs, padded to another length than the traced batch: the dynamic axes are exercised.
+def graph_difference(
+    model: torch.nn.Module, features: dict[str, torch.Tensor], path: Path, output: str
+) -> float:
+    """The largest difference between the graph's ``output`` and the torch model's (its logits, or the tensor
+    it returns) on a batch other than the traced one: three rows, padded to another length."""
     check = {name: torch.cat([value, value[:1]]) for name, value in features.items()}
     check = {name: torch.nn.functional.pad(value, (0, 3)) for name, value in check.items()}
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run([OUTPUT_NAME], {name: value.numpy() for name, value in check.items()})
+    session = onnx_session(path)
+    (got,) = session.run([output], {name: value.numpy() for name, value in check.items()})
     with torch.no_grad():
-        expected = model(**check).logits.numpy()  # [3, 1]
-    error = float(abs(logits - expected).max())
+        expected = model(**check)
+    expected = getattr(expected, "logits", expected).numpy()
+    return float(abs(got - expected).max())
+
+
+def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path) -> None:
+    """The float32 graph gives the torch model's logits on a batch other than the traced one."""
+    error = graph_difference(model, features, path, OUTPUT_NAME)
     if not error <= MAX_EXPORT_ERROR:
         raise InputError(
             f"{path}: the ONNX graph does not reproduce the model's logits (largest difference {error:.2g}); "

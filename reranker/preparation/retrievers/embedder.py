@@ -20,8 +20,10 @@ from reranker.core.errors import InputError
 from reranker.core.progress import Progress
 from reranker.model.identity import model_folder
 from reranker.model.loading import load_tokenizer, quiet_transformers, resolve_model_path
+from reranker.preparation.retrievers.onnx_encoder import pool
 
 POOLINGS = ("mean", "cls")
+BACKENDS = ("torch", "onnx")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # sentence-transformers modules this encoder reproduces; any other (Dense, WeightedLayerPooling...) would
 # change the embedding, so a model holding one is refused rather than encoded differently.
@@ -96,6 +98,16 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def check_backend(backend: str, dtype: str | None) -> None:
+    """``torch`` (any dtype) or ``onnx`` (float32 only)."""
+    if backend not in BACKENDS:
+        raise InputError(f"--retriever-backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnx" and dtype not in (None, "float32"):
+        raise InputError(
+            f"--retriever-backend onnx runs float32; --retriever-dtype {dtype} needs the torch backend"
+        )
+
+
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     """float16 on a GPU unless told otherwise; float32 on a CPU, where half precision is slow."""
     if dtype is None:
@@ -106,7 +118,11 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 
 class Embedder:
-    """A bi-encoder: ``encode(texts, prefix)`` gives ``[N, D]`` float32 embeddings in the texts' order."""
+    """A bi-encoder: ``encode(texts, prefix)`` gives ``[N, D]`` float32 embeddings in the texts' order.
+
+    ``backend="onnx"`` runs the encoder through ONNX Runtime (float32, built for the run:
+    ``onnx_encoder.py``), the same embeddings to rounding, faster on CPU.
+    """
 
     def __init__(
         self,
@@ -117,6 +133,7 @@ class Embedder:
         max_length: int = 512,
         device: str | None = None,
         dtype: str | None = None,
+        backend: str = "torch",
     ) -> None:
         from transformers import AutoModel
 
@@ -127,19 +144,28 @@ class Embedder:
         self.pooling = choose_pooling(stated, pooling, model)
         source = str(self.folder / subfolder) if self.folder is not None and subfolder else model
         self.tokenizer = load_tokenizer(source)
+        check_backend(backend, dtype)
+        self.backend = backend
         self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.dtype = pick_dtype("float32" if backend == "onnx" else dtype, self.device)
         with quiet_transformers():
             try:
                 self.model = AutoModel.from_pretrained(resolve_model_path(source))
             except OSError as err:
                 raise InputError(f"cannot load embedding model {model!r}: {err}".splitlines()[0]) from None
-        self.model.to(self.device, dtype=self.dtype).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.onnx = None
+        if backend == "onnx":
+            from reranker.preparation.retrievers.onnx_encoder import OnnxEncoder
+
+            self.onnx = OnnxEncoder(self.model, self.tokenizer, self.pooling, normalize, self.device.type)
+            self.model = None  # the graph holds the weights now
+        else:
+            self.model.to(self.device, dtype=self.dtype).eval()
         limit = self.tokenizer.model_max_length
         self.max_length = min(max_length, limit) if limit and limit < 1_000_000 else max_length
         self.normalize = normalize
         self.batch_size = batch_size
-        self.dim = int(self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str], prefix: str = "", progress: Progress | None = None) -> np.ndarray:
         """Embeddings ``[N, D]`` (float32) of ``prefix + text`` for each text; ``progress`` counts the texts."""
@@ -163,13 +189,8 @@ class Embedder:
     @torch.inference_mode()
     def embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled (and normalised) embeddings ``[B, D]`` of one padded batch, float32 on the CPU."""
+        if self.onnx is not None:
+            return self.onnx(batch)
         batch = {name: value.to(self.device) for name, value in batch.items()}
         hidden = self.model(**batch).last_hidden_state.float()  # [B, L, D]
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]  # [B, D]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).float()  # [B, L, 1]
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # [B, D]
-        if self.normalize:
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.cpu()
+        return pool(hidden, batch["attention_mask"], self.pooling, self.normalize).cpu()
