@@ -206,3 +206,34 @@ def compile_table(path: str) -> str:
     lines += ["", f"Two steps without dropout from the same weights: losses {result['losses_without_dropout']}, "
               f"largest difference {result['largest_loss_difference']:.1e}."]  # fmt: skip
     return "\n".join(lines)
+
+
+def onnx_quality_table(path: str, reference: str = "torch", allowed_loss: float = 0.005) -> str:
+    """int8 and float32 ONNX against torch on the same retrieved lists (``reranker evaluate``'s results.json):
+    each system's metrics, then each paired test against ``reference``, and whether the loss is shown to be within ``allowed_loss``
+    (the lower end of the 95% interval of ONNX − torch at or above −``allowed_loss``)."""
+    result = read(path)
+    metrics = result["metrics"]
+    lines = [
+        f"{result['queries']:,} held-out questions × {result['candidates'] // result['queries']} candidates "
+        f"({result['candidates']:,} pairs).",
+        "",
+        "| system | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for name, values in result["table"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+    lines += [
+        "",
+        "| test (MRR@10) | difference | 95% interval | p | loss ≤ " + f"{allowed_loss} shown |",
+        "|---|---|---|---|---|",
+    ]
+    for test in result["tests"]:
+        if test["metric"] != "mrr@10" or test["a"] != reference:
+            continue
+        shown = "yes" if test["ci_low"] >= -allowed_loss else "no"
+        lines.append(
+            f"| {test['b']} − {test['a']} | {test['difference']:+.4f} | [{test['ci_low']:+.4f}, "
+            f"{test['ci_high']:+.4f}] | {test['p_value']:.3g} | {shown} |"
+        )
+    return "\n".join(lines)
