@@ -3,8 +3,8 @@
 
 ``export_onnx(folder, quantize="int8")`` adds them to an existing export (``reranker export FOLDER --onnx
 --quantize int8``); ``reranker export CHECKPOINT --out DIR --onnx`` writes them with the export.
-The graph is traced by ``torch.onnx.export`` with the model's plain (eager) attention, batch and sequence
-axes dynamic, then fused by ONNX Runtime's transformer optimizer (one ``Attention`` node per layer, layer
+The graph (:mod:`reranker.model.onnx_graph`) is traced by ``torch.onnx.export`` with the model's plain (eager)
+attention, batch and sequence axes dynamic, then fused by ONNX Runtime's transformer optimizer (one ``Attention`` node per layer, layer
 norms joined to their residual additions, GELU to its bias: ONNX Runtime's own operators, which its CPU and
 CUDA providers run). Every graph is checked against the torch model's logits before it is kept: a fused graph
 that is not close enough gives way to the unfused one, with the reason recorded in ``fingerprint.json``. int8
@@ -15,14 +15,9 @@ activations quantised at run time; the fused attention becomes its quantised for
 from __future__ import annotations
 
 import contextlib
-import inspect
-import io
-import logging
 import re
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -40,17 +35,19 @@ from reranker.model.onnx_backend import (
     OUTPUT_NAME,
     QUANTIZED_FILE,
     check_onnx_kind,
-    onnx_session,
     weight_files,
     write_fingerprint,
 )
+from reranker.model.onnx_graph import (
+    EXTERNAL_DATA_BYTES,
+    MAX_EXPORT_ERROR,
+    fuse_graph,
+    graph_difference,
+    quiet,
+    trace_graph,
+)
 
 QUANTIZATIONS = ("int8",)
-# Most logit difference between the float32 graph and the torch model it was traced from; float32
-# rounding alone stays orders of magnitude below.
-MAX_EXPORT_ERROR = 1e-4
-# Above the 2 GB protobuf limit the weights go beside the graph (model.onnx.data).
-EXTERNAL_DATA_BYTES = 1_800_000_000
 # Pairs of different lengths: the traced batch and sequence sizes must be at least 2 and differ, so the
 # exporter keeps both axes dynamic rather than specialising them to a constant.
 EXAMPLE_QUERIES = ["a short query", "a somewhat longer query with more words in it"]
@@ -86,7 +83,7 @@ def write_onnx(
     details: dict = {"torch": torch.__version__}
     details["graph"] = trace_graph(model, features, path, large)
     _check_logits(model, features, path)
-    details["graph"]["fused"] = fuse_graph(model, features, path, large)
+    details["graph"]["fused"] = fuse_graph(model, features, path, large, check=_check_logits)
     written = [path]
     if quantize == "int8":
         written.append(_quantize_int8(path, onnx_folder / QUANTIZED_FILE, large))
@@ -95,106 +92,6 @@ def write_onnx(
         }
     write_fingerprint(folder, [file.name for file in written], details)
     return written
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporter's progress lines and the tools' warnings (operators of absent packages, advice on
-    pre-processing, which fails on these graphs) hidden; errors still raise."""
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)
-
-
-def trace_graph(
-    model: torch.nn.Module,
-    features: dict[str, torch.Tensor],
-    path: Path,
-    large: bool,
-    output: str = OUTPUT_NAME,
-) -> dict:
-    """Write the model's ONNX graph to ``path``, batch and sequence axes dynamic, its output named ``output``;
-    returns how it was made. ``model`` is a Hugging Face model or a module with its ``config`` and
-    ``set_attn_implementation``.
-
-    The TorchScript exporter traces the model with its plain (eager) attention: that graph is the one
-    ONNX Runtime's optimizer recognises and fuses. Inputs are given in the order of ``forward``'s
-    parameters (a positional trace binds them by position). Where that exporter is unavailable or fails,
-    the dynamo exporter writes the graph instead (correct, but its attention is not fused).
-    """
-    parameters = list(inspect.signature(model.forward).parameters)
-    names = sorted(
-        features, key=lambda name: parameters.index(name) if name in parameters else len(parameters)
-    )
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    previous = model.config._attn_implementation
-    try:
-        model.set_attn_implementation("eager")
-        with _quiet(), torch.no_grad():
-            torch.onnx.export(model, tuple(features[name] for name in names), str(path), input_names=names,
-                              output_names=[output], dynamic_axes=axes, opset_version=17, dynamo=False,
-                              external_data=large)  # fmt: skip
-        return {"exporter": "torchscript", "attention": "eager"}
-    except Exception as error:  # noqa: BLE001 - any failure of this exporter leaves the dynamo one
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-    finally:
-        model.set_attn_implementation(previous)
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    with _quiet(), torch.no_grad():
-        program = torch.onnx.export(model, (), kwargs=features, input_names=names, output_names=[output],
-                                    dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
-                                    dynamo=True, verbose=False)  # fmt: skip
-    program.save(str(path), external_data=large)
-    return {"exporter": "dynamo", "torchscript_failed": reason}
-
-
-def fuse_graph(
-    model: torch.nn.Module, features: dict[str, torch.Tensor], path: Path, large: bool, check=None
-) -> dict:
-    """Replace the graph at ``path`` by ONNX Runtime's fused one when that still gives the model's output
-    (``check(model, features, path)`` raises otherwise; default: the logits); returns what was fused, or why
-    the unfused graph was kept."""
-    check = check or _check_logits
-    from onnxruntime.transformers import optimizer
-
-    config = model.config
-    # Written under the final name in a folder of its own, so external weights keep their file name.
-    scratch = Path(tempfile.mkdtemp(prefix=".fused-", dir=path.parent))
-    fused_path = scratch / path.name
-    try:
-        with _quiet():
-            fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
-                                             hidden_size=config.hidden_size, opt_level=0)  # fmt: skip
-            fused.save_model_to_file(str(fused_path), use_external_data_format=large)
-        operators = {name: count for name, count in fused.get_fused_operator_statistics().items() if count}
-        check(model, features, fused_path)
-        for file in scratch.iterdir():
-            file.replace(path.parent / file.name)
-    except Exception as error:  # noqa: BLE001 - the unfused graph is correct and kept
-        return {"kept": "unfused", "reason": f"{type(error).__name__}: {error}".splitlines()[0][:200]}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return {"operators": operators}
-
-
-def graph_difference(
-    model: torch.nn.Module, features: dict[str, torch.Tensor], path: Path, output: str
-) -> float:
-    """The largest difference between the graph's ``output`` and the torch model's (its logits, or the tensor
-    it returns) on a batch other than the traced one: three rows, padded to another length."""
-    check = {name: torch.cat([value, value[:1]]) for name, value in features.items()}
-    check = {name: torch.nn.functional.pad(value, (0, 3)) for name, value in check.items()}
-    session = onnx_session(path)
-    (got,) = session.run([output], {name: value.numpy() for name, value in check.items()})
-    with torch.no_grad():
-        expected = model(**check)
-    expected = getattr(expected, "logits", expected).numpy()
-    return float(abs(got - expected).max())
 
 
 def _check_logits(model: PreTrainedModel, features: dict[str, torch.Tensor], path: Path) -> None:
@@ -213,7 +110,7 @@ def _quantize_int8(source: Path, target: Path, large: bool) -> Path:
     # ONNX Runtime's shape inference saves a scratch model into the working directory: keep it out of
     # the user's folder.
     source, target = source.resolve(), target.resolve()
-    with _quiet(), tempfile.TemporaryDirectory(prefix="reranker-onnx-") as scratch, contextlib.chdir(scratch):
+    with quiet(), tempfile.TemporaryDirectory(prefix="reranker-onnx-") as scratch, contextlib.chdir(scratch):
         # Weights in 7 bits (reduce_range): CPUs with AVX2 but no VNNI multiply uint8 activations by int8
         # weights in 16-bit sums that saturate at 8 bits; 7 bits cannot, so the file scores alike on every
         # x86 CPU.

@@ -2,7 +2,7 @@
 
 The encoder, its pooling and its normalisation are traced into one float32 graph (batch and sequence axes
 dynamic) and fused by ONNX Runtime's transformer optimizer, as a reranker's ONNX export is
-(:mod:`reranker.serving.onnx_export`); each graph is checked against the torch embeddings before it is used
+(:mod:`reranker.model.onnx_graph`); each graph is checked against the torch embeddings before it is used
 (within 1e-4; a fused graph that misses gives way to the unfused one). The graph is built for the run, in a
 temporary folder that is removed once ONNX Runtime has loaded it: seconds for a small encoder.
 """
@@ -55,7 +55,7 @@ class PooledEncoder(nn.Module):
 
 
 def _check_embeddings(model: nn.Module, features: dict[str, torch.Tensor], path: Path) -> None:
-    from reranker.serving.onnx_export import MAX_EXPORT_ERROR, graph_difference
+    from reranker.model.onnx_graph import MAX_EXPORT_ERROR, graph_difference
 
     error = graph_difference(model, features, path, OUTPUT)
     if not error <= MAX_EXPORT_ERROR:
@@ -81,7 +81,7 @@ class OnnxEncoder:
                 "--retriever-backend onnx needs onnxruntime: pip install 'reranker[onnx]'"
             ) from None
         from reranker.model.onnx_backend import onnx_session
-        from reranker.serving.onnx_export import EXTERNAL_DATA_BYTES, fuse_graph, trace_graph
+        from reranker.model.onnx_graph import EXTERNAL_DATA_BYTES, fuse_graph, trace_graph
 
         # In eval mode as a whole: the exporter puts the module back into the mode it found it in.
         module = PooledEncoder(model.to("cpu", torch.float32), pooling, normalize).eval()
