@@ -31,6 +31,17 @@ def test_every_experiment_composes(experiment, tmp_path):
     assert cfg.data.tokenizer_name_or_path == cfg.model.model_name_or_path
 
 
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_validation_falls_between_optimiser_steps(experiment, tmp_path):
+    """val_check_interval counts training batches: a multiple of the accumulation, or validation would run
+    (and a checkpoint be written) inside an optimiser step."""
+    cfg = compose_config(
+        [f"experiment={experiment}", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
+    )
+    interval, accumulation = cfg.trainer.val_check_interval, cfg.trainer.accumulate_grad_batches
+    assert not isinstance(interval, int) or interval % accumulation == 0, (interval, accumulation)
+
+
 def test_bge_large_ko_has_the_published_settings(tmp_path):
     cfg = compose_config(
         ["experiment=bge_large_ko", f"paths.output_dir={tmp_path}", "data.train_files=x.jsonl"]
