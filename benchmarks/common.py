@@ -54,10 +54,12 @@ def machine() -> dict:
 
 
 def commit_of(code: Path) -> str:
-    """The commit of a checkout, with "+changes" where tracked files differ from it."""
+    """The commit of a checkout, with "+changes" where tracked files other than benchmark results (what the
+    benchmarks write, not what they run) differ from it."""
     head = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(code), "diff", "--quiet", "HEAD"]).returncode != 0
+    code_only = ["--", ".", ":(exclude)benchmarks/results"]
+    dirty = subprocess.run(["git", "-C", str(code), "diff", "--quiet", "HEAD", *code_only]).returncode != 0
     return head + ("+changes" if dirty else "")
 
 
