@@ -25,6 +25,19 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def goal_rows(speed: dict[str, float], goals: list) -> list[str]:
+    """One table row per ``(faster, slower, goal)`` whose two systems ran: the measured ratio and whether it
+    meets the goal."""
+    rows = []
+    for faster, slower, goal in goals:
+        if faster in speed and slower in speed:
+            ratio = speed[faster] / speed[slower]
+            rows.append(
+                f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
+            )
+    return rows
+
+
 def mining_table(path: str) -> str:
     """Mining: each system's wall, CPU and RSS, our stages' rates, the overlap, and the MS MARCO projection."""
     result = read(path)
@@ -139,12 +152,7 @@ def score_table(path: str) -> str:
             f"| {name} | {speed[name]:.1f} | {max(r['peak_rss_gb'] for r in runs):.2f} | {difference} |"
         )
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
-    for faster, slower, goal in result["goals"]:
-        if faster in speed and slower in speed:
-            ratio = speed[faster] / speed[slower]
-            lines.append(
-                f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
-            )
+    lines += goal_rows(speed, result["goals"])
     return "\n".join(lines)
 
 
@@ -186,12 +194,7 @@ def train_table(path: str) -> str:
         "| goal | measured | met |",
         "|---|---|---|",
     ]
-    for faster, slower, goal in result["goals"]:
-        if faster in speed and slower in speed:
-            ratio = speed[faster] / speed[slower]
-            lines.append(
-                f"| {faster} ≥ {goal}× {slower} | {ratio:.2f}× | {'yes' if ratio >= goal else 'no'} |"
-            )
+    lines += goal_rows(speed, result["goals"])
     return "\n".join(lines)
 
 

@@ -145,7 +145,6 @@ class Embedder:
         source = str(self.folder / subfolder) if self.folder is not None and subfolder else model
         self.tokenizer = load_tokenizer(source)
         check_backend(backend, dtype)
-        self.backend = backend
         self.device = pick_device(device)
         self.dtype = pick_dtype("float32" if backend == "onnx" else dtype, self.device)
         with quiet_transformers():
